@@ -1,0 +1,1 @@
+"""Beam pipelines that build period datasets (locally, or on Dataflow)."""

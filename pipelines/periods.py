@@ -1,0 +1,487 @@
+"""The Beam pipeline that turns raw interaction logs into period TFRecords.
+
+    raw files -> parse (bad rows to a dead-letter output) -> clean (earliest row of each
+    (user, item) pair) -> global orderings -> per-user examples -> period TFRecords
+
+Global orderings are computed without gathering rows on one worker: equal-count period
+boundaries come from a per-timestamp histogram (a lifted combine) plus the few rows that
+share a boundary timestamp; first appearances of ids are min-combines; everything that
+depends on a user's own past (histories, negatives) runs per user after a GroupByKey.
+
+Runs in process by default (FnApiRunner), with DirectRunner in multi_processing mode on
+request, and on Dataflow or any other runner through standard Beam pipeline options.
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+import csv
+import io
+import json
+import logging
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io import fileio, tfrecordio
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import manifest, output
+from pipelines.options import BuildOptions, ResolvedBuild, resolve
+from tfmeta.data import negatives, readers, schema, timesteps
+
+LOG = logging.getLogger(__name__)
+RUNNERS = ("in-process", "multi-process")
+
+
+# ---------------------------------------------------------------- steps and periods
+
+class StepNamer:
+    """Names the time step (protocol A) or period (protocol B) a row belongs to.
+
+    Names sort in time order and are the file prefixes under periods/.
+    """
+
+    def __init__(self, build: ResolvedBuild):
+        self.protocol = build.options.protocol
+        self.granularity = build.granularity
+        self.windows = build.windows
+
+    def name(self, ts: int, seq: int, boundaries: Optional[Sequence[tuple]]) -> str:
+        if self.protocol == "b":
+            return f"period-{timesteps.count_step((ts, seq), boundaries):03d}"
+        window = self.windows.of(ts)
+        if self.granularity == "count":
+            return f"{window}-p{timesteps.count_step((ts, seq), boundaries):04d}"
+        return f"{window}-{timesteps.step_label(ts, self.granularity)}"
+
+
+def sort_key(row: readers.Interaction) -> tuple:
+    return row.ts, row.seq
+
+
+# ---------------------------------------------------------------- reading
+
+class ReadAndParse(beam.DoFn):
+    """(file index, path) -> interactions; bad rows go to 'rejected' with their reason."""
+
+    def __init__(self, row_format: readers.RowFormat):
+        self.row_format = row_format
+
+    def process(self, indexed_path):
+        index, path = indexed_path
+        lines = readers.iter_lines(path, self.row_format)
+        parser = next(lines)
+        rows_in = 0
+        for number, text in lines:
+            rows_in += 1
+            try:
+                yield parser.parse(text, readers.make_seq(index, number))
+            except readers.BadRow as bad:
+                yield beam.pvalue.TaggedOutput(
+                    "rejected", readers.rejection(path, number, str(bad), text))
+        yield beam.pvalue.TaggedOutput("stats", {"rows_in": rows_in})
+
+
+def _earliest(rows):
+    return min(rows, key=sort_key)
+
+
+# ---------------------------------------------------------------- statistics
+
+class MergeStats(beam.CombineFn):
+    """Merges dicts of counters: 'start_ts/...' keys take the min, 'end_ts/...' the max,
+    everything else adds up."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, stats):
+        for key, value in stats.items():
+            if key not in acc:
+                acc[key] = value
+            elif key.startswith("start_ts/"):
+                acc[key] = min(acc[key], value)
+            elif key.startswith("end_ts/"):
+                acc[key] = max(acc[key], value)
+            else:
+                acc[key] += value
+        return acc
+
+    def merge_accumulators(self, accs):
+        merged = {}
+        for acc in accs:
+            self.add_input(merged, acc)
+        return merged
+
+    def extract_output(self, acc):
+        return acc
+
+
+def count_row(stats: dict, step: str, ts: int, rows: int = 1) -> None:
+    stats[f"rows/{step}"] = stats.get(f"rows/{step}", 0) + rows
+    stats[f"start_ts/{step}"] = min(stats.get(f"start_ts/{step}", ts), ts)
+    stats[f"end_ts/{step}"] = max(stats.get(f"end_ts/{step}", ts), ts)
+
+
+def _count_as(name):
+    return lambda n: {name: n}
+
+
+# ---------------------------------------------------------------- global orderings
+
+def boundary_positions(histogram, parts: int):
+    """Per-timestamp row counts -> [(ts, j)]: boundary row = j-th row (0-based, by seq)
+    among the rows with timestamp ts."""
+    histogram = sorted(histogram)
+    total = sum(count for _, count in histogram)
+    wanted = timesteps.boundary_ranks(total, parts)
+    positions, before, w = [], 0, 0
+    for ts, count in histogram:
+        while w < len(wanted) and wanted[w] < before + count:
+            positions.append((ts, wanted[w] - before))
+            w += 1
+        before += count
+    return positions
+
+
+def boundary_keys(grouped, positions):
+    """(ts, seqs at ts) -> the (ts, seq) keys of the boundary rows at that timestamp."""
+    ts, seqs = grouped
+    seqs = sorted(seqs)
+    return [(ts, seqs[j]) for t, j in positions if t == ts]
+
+
+class Context:
+    """What every per-user step needs to know about all rows (a side input)."""
+
+    def __init__(self, item_first, boundaries, has_categories, windows):
+        ordered = sorted(item_first, key=lambda kv: kv[1][:2])
+        self.items = [item for item, _ in ordered]
+        self.item_first_ts = [first[0] for _, first in ordered]
+        self.item_rank = {item: rank for rank, item in enumerate(self.items)}
+        self.item_categories = (
+            {item: first[2] for item, first in ordered if first[2]} if has_categories else {})
+        self.boundaries = sorted(boundaries) if boundaries is not None else None
+        # Warm items of a window: those first seen before it starts, a prefix of items.
+        self.n_warm = {}
+        if windows is not None:
+            for window in ("val", "test"):
+                self.n_warm[window] = bisect.bisect_left(
+                    self.item_first_ts, windows.start(window))
+
+
+# ---------------------------------------------------------------- per-user examples
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
+
+
+class RankingExamples(beam.DoFn):
+    """Protocol A, one user: interactions per time step, and the user's val / test
+    ranking instances with their history and seeded negatives."""
+
+    def __init__(self, build: ResolvedBuild):
+        self.namer = StepNamer(build)
+        self.windows = build.windows
+        self.seed = build.options.seed
+        self.max_len = build.options.max_len
+        self.n_negatives = build.options.negatives
+
+    def process(self, element, ctx: Context):
+        user, rows = element
+        rows = sorted(rows, key=sort_key)
+        stats = {}
+        for r in rows:
+            step = self.namer.name(r.ts, r.seq, ctx.boundaries)
+            count_row(stats, step, r.ts)
+            yield step, schema.interaction_example(r.user, r.item, r.ts, r.seq, r.rating,
+                                                   r.categories or None)
+        stamps = [r.ts for r in rows]
+        user_items = {r.item for r in rows}
+        for window in ("val", "test"):
+            start, n_warm = self.windows.start(window), ctx.n_warm[window]
+            rng = negatives.user_rng(self.seed, f"a/{window}", user)
+            for position, r in enumerate(rows):
+                if self.windows.of(r.ts) != window:
+                    continue
+                if stamps[0] >= start:
+                    stats[f"excluded_cold_user/{window}"] = stats.get(
+                        f"excluded_cold_user/{window}", 0) + 1
+                    continue
+                if ctx.item_rank[r.item] >= n_warm:
+                    stats[f"excluded_cold_item/{window}"] = stats.get(
+                        f"excluded_cold_item/{window}", 0) + 1
+                    continue
+                before = bisect.bisect_left(stamps, r.ts, 0, position)
+                history = [h.item for h in rows[max(0, before - self.max_len):before]]
+                negs = negatives.sample_many(rng, ctx.items, n_warm, self.n_negatives,
+                                             user_items)
+                stats[f"instances/{window}"] = stats.get(f"instances/{window}", 0) + 1
+                if len(negs) < self.n_negatives:
+                    stats[f"short_lists/{window}"] = stats.get(f"short_lists/{window}", 0) + 1
+                yield beam.pvalue.TaggedOutput("candidates", (window, schema.candidate_example(
+                    r.user, r.ts, r.seq, r.item, negs, history)))
+                yield beam.pvalue.TaggedOutput(
+                    "candidates_csv", (window, _csv_line([r.user, r.ts, r.item, *negs])))
+        yield beam.pvalue.TaggedOutput("stats", stats)
+
+
+class LabelledExamples(beam.DoFn):
+    """Protocol B, one user: labelled examples with the user's 30 most recent positives
+    strictly before each example, and one sampled negative per positive for implicit
+    data, drawn from the items already seen at that time that the user has not
+    interacted with up to and including it."""
+
+    def __init__(self, build: ResolvedBuild):
+        self.namer = StepNamer(build)
+        self.explicit = build.explicit
+        self.seed = build.options.seed
+        self.history_len = build.options.history_len
+        self.threshold = build.options.positive_rating
+
+    def process(self, element, ctx: Context):
+        user, rows = element
+        rows = sorted(rows, key=sort_key)
+        rng = negatives.user_rng(self.seed, "b", user)
+        positives = collections.deque(maxlen=self.history_len)
+        seen = set()
+        stats = {}
+        start = 0
+        while start < len(rows):
+            ts = rows[start].ts
+            end = start
+            while end < len(rows) and rows[end].ts == ts:
+                end += 1
+            group = rows[start:end]
+            history = list(positives)
+            seen.update(r.item for r in group)
+            pool_size = bisect.bisect_right(ctx.item_first_ts, ts)
+            for r in group:
+                label = self._label(r)
+                step = self.namer.name(r.ts, r.seq, ctx.boundaries)
+                yield step, schema.labelled_example(r.user, r.item, r.ts, r.seq, label, 0,
+                                                    history, r.rating, r.categories or None)
+                count_row(stats, step, ts)
+                stats[f"positives/{step}"] = stats.get(f"positives/{step}", 0) + label
+                if self.explicit:
+                    continue
+                negative = negatives.sample_one(rng, ctx.items, pool_size, seen)
+                if negative is None:
+                    stats["negatives_unavailable"] = stats.get("negatives_unavailable", 0) + 1
+                    continue
+                count_row(stats, step, ts)
+                yield step, schema.labelled_example(
+                    r.user, negative, r.ts, r.seq, 0, 1, history,
+                    categories=ctx.item_categories.get(negative))
+            positives.extend(r.item for r in group if self._label(r))
+            start = end
+        yield beam.pvalue.TaggedOutput("stats", stats)
+
+    def _label(self, row) -> int:
+        if not self.explicit:
+            return 1
+        if row.rating is None:
+            raise ValueError(f"explicit feedback needs a rating; row {readers.split_seq(row.seq)} "
+                             "has none (pass --feedback implicit)")
+        return int(row.rating >= self.threshold)
+
+
+# ---------------------------------------------------------------- writing
+
+class TFRecordSink(fileio.FileSink):
+    """Writes (step, serialized example) elements as TFRecords (for WriteToFiles)."""
+
+    def open(self, fh):
+        self._fh = fh
+
+    def write(self, element):
+        tfrecordio._TFRecordUtil.write_record(self._fh, element[1])
+
+    def flush(self):
+        self._fh.flush()
+
+
+def _step_of(element):
+    return element[0]
+
+
+def _make_sink(_destination):
+    return TFRecordSink()
+
+
+def write_vocabularies(_, ctx: Context, user_first, staging: str, namer: StepNamer):
+    """Writes vocab/{users,items,categories}.txt in first-appearance order, and returns
+    how many new users and items each step brings (for growing vocabularies)."""
+    users = sorted(user_first, key=lambda kv: kv[1])
+    output.write_lines(output.join(staging, "vocab", "users.txt"), (u for u, _ in users))
+    output.write_lines(output.join(staging, "vocab", "items.txt"), ctx.items)
+    if ctx.item_categories:
+        categories = dict.fromkeys(c for item in ctx.items
+                                   for c in ctx.item_categories.get(item, ()))
+        output.write_lines(output.join(staging, "vocab", "categories.txt"), categories)
+    stats = {"vocab/users": len(users), "vocab/items": len(ctx.items)}
+    stats.update(_new_per_step("users", (first for _, first in users), namer, ctx.boundaries))
+    return stats
+
+
+def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
+    """Adds the period build to a pipeline; everything it writes lands in `staging`."""
+    o = build.options
+    namer = StepNamer(build)
+    has_categories = build.row_format.columns.categories is not None
+
+    parsed = (pipeline
+              | "ListFiles" >> beam.Create(list(enumerate(build.paths)))
+              | "ReadAndParse" >> beam.ParDo(ReadAndParse(build.row_format)).with_outputs(
+                  "rejected", "stats", main="rows"))
+    (parsed.rejected
+     | "RejectedToJson" >> beam.Map(json.dumps)
+     | "WriteRejected" >> beam.io.WriteToText(output.join(staging, "rejected", "rejected"),
+                                              file_name_suffix=".jsonl"))
+    rows = parsed.rows
+    if build.dedupe:
+        clean = (rows
+                 | "KeyByPair" >> beam.Map(lambda r: ((r.user, r.item), r))
+                 | "KeepEarliest" >> beam.CombinePerKey(_earliest)
+                 | "DropPairKey" >> beam.Values())
+    else:
+        clean = rows
+
+    item_first = (clean
+                  | "ItemFirstSeen" >> beam.Map(lambda r: (r.item, (r.ts, r.seq, r.categories)))
+                  | "MinPerItem" >> beam.CombinePerKey(min)
+                  | "ItemsToList" >> beam.combiners.ToList())
+    user_first = (clean
+                  | "UserFirstSeen" >> beam.Map(lambda r: (r.user, (r.ts, r.seq)))
+                  | "MinPerUser" >> beam.CombinePerKey(min)
+                  | "UsersToList" >> beam.combiners.ToList())
+
+    if build.granularity == "count":
+        positions = (clean
+                     | "CountPerTs" >> beam.Map(lambda r: (r.ts, 1))
+                     | "SumPerTs" >> beam.CombinePerKey(sum)
+                     | "HistogramToList" >> beam.combiners.ToList()
+                     | "BoundaryPositions" >> beam.Map(boundary_positions, o.periods))
+        boundaries = (clean
+                      | "RowsAtBoundaryTs" >> beam.FlatMap(
+                          lambda r, pos: [(r.ts, r.seq)] if r.ts in {t for t, _ in pos} else [],
+                          beam.pvalue.AsSingleton(positions))
+                      | "GroupBoundaryTs" >> beam.GroupByKey()
+                      | "BoundaryKeys" >> beam.FlatMap(boundary_keys,
+                                                       beam.pvalue.AsSingleton(positions))
+                      | "BoundariesToList" >> beam.combiners.ToList())
+        boundaries_side = beam.pvalue.AsSingleton(boundaries)
+    else:
+        boundaries = pipeline | "NoBoundaries" >> beam.Create([None])
+        boundaries_side = beam.pvalue.AsSingleton(boundaries)
+
+    context = (item_first
+               | "Context" >> beam.Map(
+                   lambda items, bounds: Context(items, bounds, has_categories, build.windows),
+                   boundaries_side))
+    ctx_side = beam.pvalue.AsSingleton(context)
+
+    per_user = clean | "KeyByUser" >> beam.Map(lambda r: (r.user, r)) | "GroupByUser" >> beam.GroupByKey()
+    if o.protocol == "a":
+        examples = per_user | "RankingExamples" >> beam.ParDo(
+            RankingExamples(build), ctx_side).with_outputs(
+                "candidates", "candidates_csv", "stats", main="examples")
+        for window in ("val", "test"):
+            (examples.candidates
+             | f"Select{window}" >> beam.Filter(lambda kv, w=window: kv[0] == w)
+             | f"{window}Records" >> beam.Values()
+             | f"Write{window}Candidates" >> beam.io.WriteToTFRecord(
+                 output.join(staging, "candidates", window, "part"),
+                 file_name_suffix=".tfrecord"))
+            (examples.candidates_csv
+             | f"Select{window}Csv" >> beam.Filter(lambda kv, w=window: kv[0] == w)
+             | f"{window}Lines" >> beam.Values()
+             | f"Write{window}Csv" >> beam.io.WriteToText(
+                 output.join(staging, "candidates", window), file_name_suffix=".csv",
+                 num_shards=1, shard_name_template="", header=_csv_line(
+                     ["user", "timestamp", "positive"]
+                     + [f"neg_{i}" for i in range(1, o.negatives + 1)])))
+    else:
+        examples = per_user | "LabelledExamples" >> beam.ParDo(
+            LabelledExamples(build), ctx_side).with_outputs("stats", main="examples")
+
+    (examples.examples
+     | "WritePeriods" >> fileio.WriteToFiles(
+         path=output.join(staging, "periods"), destination=_step_of, sink=_make_sink,
+         file_naming=fileio.destination_prefix_naming(".tfrecord")))
+
+    vocab_stats = (pipeline
+                   | "VocabTrigger" >> beam.Create([None])
+                   | "WriteVocabularies" >> beam.Map(
+                       write_vocabularies, ctx_side, beam.pvalue.AsSingleton(user_first),
+                       staging, namer))
+    item_stats = (item_first
+                  | "NewItemsPerStep" >> beam.Map(
+                      lambda items, bounds: _new_per_step(
+                          "items", (first[:2] for _, first in items), namer, bounds),
+                      boundaries_side))
+    counts = [
+        parsed.stats,
+        parsed.rejected | "CountRejected" >> beam.combiners.Count.Globally()
+        | "RejectedStat" >> beam.Map(_count_as("rows_rejected")),
+        rows | "CountParsed" >> beam.combiners.Count.Globally()
+        | "ParsedStat" >> beam.Map(_count_as("rows_parsed")),
+        clean | "CountClean" >> beam.combiners.Count.Globally()
+        | "CleanStat" >> beam.Map(_count_as("rows_out")),
+        examples.stats, vocab_stats, item_stats,
+    ]
+    (counts
+     | "AllStats" >> beam.Flatten()
+     | "MergeStats" >> beam.CombineGlobally(MergeStats())
+     | "WriteStats" >> beam.Map(
+         lambda stats: output.write_json(output.join(staging, manifest.STATS), stats)))
+
+
+def _new_per_step(kind, first_keys, namer: StepNamer, boundaries) -> dict:
+    stats = {}
+    for ts, seq in first_keys:
+        key = f"new_{kind}/{namer.name(ts, seq, boundaries)}"
+        stats[key] = stats.get(key, 0) + 1
+    return stats
+
+
+def pipeline_options(runner: str, pipeline_args: Optional[Sequence[str]] = None,
+                     workers: int = 2):
+    """(runner object or name, PipelineOptions) for a runner choice."""
+    args = list(pipeline_args or [])
+    if runner == "in-process":
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        return FnApiRunner(), PipelineOptions(args)
+    if runner == "multi-process":
+        return "DirectRunner", PipelineOptions(
+            args + ["--direct_running_mode=multi_processing",
+                    f"--direct_num_workers={workers}"])
+    return runner, PipelineOptions(args)
+
+
+def build_periods(options: BuildOptions, runner: str = "in-process",
+                  pipeline_args: Optional[Sequence[str]] = None, workers: int = 2) -> dict:
+    """Builds a period dataset with Beam; returns its manifest.
+
+    `runner` is 'in-process' (default), 'multi-process' (DirectRunner with `workers`
+    processes), or a Beam runner name such as 'DataflowRunner' whose options come in
+    `pipeline_args` (e.g. ['--project=...', '--region=...', '--temp_location=gs://...',
+    '--setup_file=./setup.py']).
+    """
+    build = resolve(options)
+    output.check_destination(options.out, options.overwrite)
+    manifest.check_headers(build)
+    staging = output.new_staging_dir(options.out)
+    started = time.time()
+    try:
+        beam_runner, beam_options = pipeline_options(runner, pipeline_args, workers)
+        with beam.Pipeline(runner=beam_runner, options=beam_options) as pipeline:
+            expand(pipeline, build, staging)
+    except BaseException:
+        output.discard(staging)
+        raise
+    return manifest.finish(build, staging, builder=f"beam/{runner}",
+                           seconds=time.time() - started)

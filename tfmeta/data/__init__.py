@@ -1,0 +1,1 @@
+"""Data: raw readers, the dataset registry, the period schema and tf.data input."""
