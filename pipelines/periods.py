@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import csv
-import io
 import json
 import logging
 import time
@@ -162,7 +160,7 @@ class Context:
         self.item_rank = {item: rank for rank, item in enumerate(self.items)}
         self.item_categories = (
             {item: first[2] for item, first in ordered if first[2]} if has_categories else {})
-        self.boundaries = sorted(boundaries) if boundaries is not None else None
+        self.boundaries = boundaries
         # Warm items of a window: those first seen before it starts, a prefix of items.
         self.n_warm = {}
         if windows is not None:
@@ -172,12 +170,6 @@ class Context:
 
 
 # ---------------------------------------------------------------- per-user examples
-
-def _csv_line(values) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(values)
-    return buffer.getvalue()
-
 
 class RankingExamples(beam.DoFn):
     """Protocol A, one user: interactions per time step, and the user's val / test
@@ -225,7 +217,7 @@ class RankingExamples(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("candidates", (window, schema.candidate_example(
                     r.user, r.ts, r.seq, r.item, negs, history)))
                 yield beam.pvalue.TaggedOutput(
-                    "candidates_csv", (window, _csv_line([r.user, r.ts, r.item, *negs])))
+                    "candidates_csv", (window, schema.csv_line([r.user, r.ts, r.item, *negs])))
         yield beam.pvalue.TaggedOutput("stats", stats)
 
 
@@ -372,7 +364,8 @@ def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
                       | "GroupBoundaryTs" >> beam.GroupByKey()
                       | "BoundaryKeys" >> beam.FlatMap(boundary_keys,
                                                        beam.pvalue.AsSingleton(positions))
-                      | "BoundariesToList" >> beam.combiners.ToList())
+                      | "BoundariesToList" >> beam.combiners.ToList()
+                      | "SortBoundaries" >> beam.Map(sorted))
         boundaries_side = beam.pvalue.AsSingleton(boundaries)
     else:
         boundaries = pipeline | "NoBoundaries" >> beam.Create([None])
@@ -401,9 +394,8 @@ def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
              | f"{window}Lines" >> beam.Values()
              | f"Write{window}Csv" >> beam.io.WriteToText(
                  output.join(staging, "candidates", window), file_name_suffix=".csv",
-                 num_shards=1, shard_name_template="", header=_csv_line(
-                     ["user", "timestamp", "positive"]
-                     + [f"neg_{i}" for i in range(1, o.negatives + 1)])))
+                 num_shards=1, shard_name_template="",
+                 header=schema.candidate_csv_header(o.negatives)))
     else:
         examples = per_user | "LabelledExamples" >> beam.ParDo(
             LabelledExamples(build), ctx_side).with_outputs("stats", main="examples")

@@ -18,6 +18,8 @@ Protocol B, `periods/` (one labelled example per example):
 """
 from __future__ import annotations
 
+import csv
+import io
 from typing import Iterable, Optional
 
 SCHEMA_VERSION = 1
@@ -70,6 +72,19 @@ def labelled_example(user: str, item: str, ts: int, seq: int, label: int, sample
     return _encode({"user": user, "item": item, "ts": ts, "seq": seq, "label": label,
                     "sampled": sampled, "history": list(history), "rating": rating,
                     "categories": categories})
+
+
+def csv_line(values) -> str:
+    """One row of the candidate CSV files (quoted where ids contain commas)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
+
+
+def candidate_csv_header(negatives: int) -> str:
+    """`user,timestamp,positive,neg_1..neg_N`, as in PROTOCOLS.md A.6."""
+    return csv_line(["user", "timestamp", "positive"]
+                    + [f"neg_{i}" for i in range(1, negatives + 1)])
 
 
 def decode(record: bytes) -> dict:
