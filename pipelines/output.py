@@ -13,7 +13,8 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
-MANIFEST = "manifest.json"
+from tfmeta.data.periods import MANIFEST  # noqa: F401  (re-exported for writers)
+
 
 
 class OutputExists(FileExistsError):

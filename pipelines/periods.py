@@ -30,6 +30,12 @@ from tfmeta.data import negatives, readers, schema, timesteps
 
 LOG = logging.getLogger(__name__)
 RUNNERS = ("in-process", "multi-process")
+# Rows cross stage boundaries as plain tuples in Interaction's field order: Beam's coder
+# encodes tuples about 4x faster than namedtuples, which it pickles.
+USER, ITEM, TS, RATING, CATEGORIES, SEQ = range(len(readers.Interaction._fields))
+# Local runs may keep a file open per step; on remote workers each open writer holds an
+# upload buffer, so Beam's default limit (extra steps spill through a shuffle) is kept.
+LOCAL_WRITERS_PER_BUNDLE = 1024
 
 
 # ---------------------------------------------------------------- steps and periods
@@ -74,7 +80,7 @@ class ReadAndParse(beam.DoFn):
         for number, text in lines:
             rows_in += 1
             try:
-                yield parser.parse(text, readers.make_seq(index, number))
+                yield tuple(parser.parse(text, readers.make_seq(index, number)))
             except readers.BadRow as bad:
                 yield beam.pvalue.TaggedOutput(
                     "rejected", readers.rejection(path, number, str(bad), text))
@@ -82,7 +88,12 @@ class ReadAndParse(beam.DoFn):
 
 
 def _earliest(rows):
-    return min(rows, key=sort_key)
+    return min(rows, key=lambda t: (t[TS], t[SEQ]))
+
+
+def _interactions(rows) -> list:
+    """A user's rows, back as Interactions, in (ts, seq) order."""
+    return sorted(map(readers.Interaction._make, rows), key=sort_key)
 
 
 # ---------------------------------------------------------------- statistics
@@ -184,7 +195,7 @@ class RankingExamples(beam.DoFn):
 
     def process(self, element, ctx: Context):
         user, rows = element
-        rows = sorted(rows, key=sort_key)
+        rows = _interactions(rows)
         stats = {}
         for r in rows:
             step = self.namer.name(r.ts, r.seq, ctx.boundaries)
@@ -236,7 +247,7 @@ class LabelledExamples(beam.DoFn):
 
     def process(self, element, ctx: Context):
         user, rows = element
-        rows = sorted(rows, key=sort_key)
+        rows = _interactions(rows)
         rng = negatives.user_rng(self.seed, "b", user)
         positives = collections.deque(maxlen=self.history_len)
         seen = set()
@@ -319,7 +330,8 @@ def write_vocabularies(_, ctx: Context, user_first, staging: str, namer: StepNam
     return stats
 
 
-def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
+def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str,
+           writers_per_bundle: int = fileio.WriteToFiles.MAX_NUM_WRITERS_PER_BUNDLE) -> None:
     """Adds the period build to a pipeline; everything it writes lands in `staging`."""
     o = build.options
     namer = StepNamer(build)
@@ -336,31 +348,34 @@ def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
     rows = parsed.rows
     if build.dedupe:
         clean = (rows
-                 | "KeyByPair" >> beam.Map(lambda r: ((r.user, r.item), r))
+                 | "KeyByPair" >> beam.Map(lambda t: ((t[USER], t[ITEM]), t))
                  | "KeepEarliest" >> beam.CombinePerKey(_earliest)
                  | "DropPairKey" >> beam.Values())
     else:
         clean = rows
 
     item_first = (clean
-                  | "ItemFirstSeen" >> beam.Map(lambda r: (r.item, (r.ts, r.seq, r.categories)))
+                  | "ItemFirstSeen" >> beam.Map(
+                      lambda t: (t[ITEM], (t[TS], t[SEQ], t[CATEGORIES])))
                   | "MinPerItem" >> beam.CombinePerKey(min)
                   | "ItemsToList" >> beam.combiners.ToList())
     user_first = (clean
-                  | "UserFirstSeen" >> beam.Map(lambda r: (r.user, (r.ts, r.seq)))
+                  | "UserFirstSeen" >> beam.Map(lambda t: (t[USER], (t[TS], t[SEQ])))
                   | "MinPerUser" >> beam.CombinePerKey(min)
                   | "UsersToList" >> beam.combiners.ToList())
 
     if build.granularity == "count":
         positions = (clean
-                     | "CountPerTs" >> beam.Map(lambda r: (r.ts, 1))
+                     | "CountPerTs" >> beam.Map(lambda t: (t[TS], 1))
                      | "SumPerTs" >> beam.CombinePerKey(sum)
                      | "HistogramToList" >> beam.combiners.ToList()
                      | "BoundaryPositions" >> beam.Map(boundary_positions, o.periods))
+        boundary_ts = positions | "BoundaryTimestamps" >> beam.Map(
+            lambda pos: frozenset(ts for ts, _ in pos))
         boundaries = (clean
                       | "RowsAtBoundaryTs" >> beam.FlatMap(
-                          lambda r, pos: [(r.ts, r.seq)] if r.ts in {t for t, _ in pos} else [],
-                          beam.pvalue.AsSingleton(positions))
+                          lambda t, wanted: [(t[TS], t[SEQ])] if t[TS] in wanted else [],
+                          beam.pvalue.AsSingleton(boundary_ts))
                       | "GroupBoundaryTs" >> beam.GroupByKey()
                       | "BoundaryKeys" >> beam.FlatMap(boundary_keys,
                                                        beam.pvalue.AsSingleton(positions))
@@ -377,7 +392,9 @@ def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
                    boundaries_side))
     ctx_side = beam.pvalue.AsSingleton(context)
 
-    per_user = clean | "KeyByUser" >> beam.Map(lambda r: (r.user, r)) | "GroupByUser" >> beam.GroupByKey()
+    per_user = (clean
+                | "KeyByUser" >> beam.Map(lambda t: (t[USER], t))
+                | "GroupByUser" >> beam.GroupByKey())
     if o.protocol == "a":
         examples = per_user | "RankingExamples" >> beam.ParDo(
             RankingExamples(build), ctx_side).with_outputs(
@@ -403,7 +420,8 @@ def expand(pipeline: beam.Pipeline, build: ResolvedBuild, staging: str) -> None:
     (examples.examples
      | "WritePeriods" >> fileio.WriteToFiles(
          path=output.join(staging, "periods"), destination=_step_of, sink=_make_sink,
-         file_naming=fileio.destination_prefix_naming(".tfrecord")))
+         file_naming=fileio.destination_prefix_naming(".tfrecord"),
+         max_writers_per_bundle=writers_per_bundle))
 
     vocab_stats = (pipeline
                    | "VocabTrigger" >> beam.Create([None])
@@ -471,7 +489,8 @@ def build_periods(options: BuildOptions, runner: str = "in-process",
     try:
         beam_runner, beam_options = pipeline_options(runner, pipeline_args, workers)
         with beam.Pipeline(runner=beam_runner, options=beam_options) as pipeline:
-            expand(pipeline, build, staging)
+            expand(pipeline, build, staging, LOCAL_WRITERS_PER_BUNDLE if runner in RUNNERS
+                   else fileio.WriteToFiles.MAX_NUM_WRITERS_PER_BUNDLE)
     except BaseException:
         output.discard(staging)
         raise

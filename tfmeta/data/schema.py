@@ -49,7 +49,7 @@ def _encode(values: dict) -> bytes:
         elif isinstance(value, int):
             feature[name].int64_list.value.append(value)
         else:  # a sequence of strings
-            feature[name].bytes_list.value.extend(v.encode() for v in value)
+            feature[name].bytes_list.value.extend([v.encode() for v in value])
     return example.SerializeToString()
 
 

@@ -1,0 +1,202 @@
+"""The `tfmeta` command.
+
+    tfmeta datasets list                      registered datasets and where they are
+    tfmeta datasets fetch NAME                download / locate a dataset
+    tfmeta periods build --input X --protocol {a,b} --out DIR [...] [BEAM OPTIONS]
+    tfmeta periods show DIR                   summary of a built period dataset
+    tfmeta quickstart                         the main job on MovieLens-100K
+
+Options `periods build` does not know are handed to Beam's PipelineOptions, so
+`--runner DataflowRunner --project P --region R --temp_location gs://...` works.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+
+def _add_data_location(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder holding yelp-a/ and amazon-beauty/ "
+                        "(default: $TFMETA_DATA_DIR, else ../shared/data)")
+    parser.add_argument("--cache-dir", help="download cache (default: $TFMETA_CACHE_DIR, "
+                        "else ~/.cache/tfmeta)")
+
+
+def _datasets_list(args) -> int:
+    from tfmeta.data import registry
+    rows = [registry.describe(info, args.data_dir, args.cache_dir)
+            for info in registry.list_datasets()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<16} {'feedback':<9} {'available':<9} source")
+    for row in rows:
+        print(f"{row['name']:<16} {row['feedback']:<9} {'yes' if row['available'] else 'no':<9} "
+              f"{row['source']}")
+        print(f"{'':<16} terms: {row['terms']}")
+    return 0
+
+
+def _datasets_fetch(args) -> int:
+    from tfmeta.data import registry
+    print(registry.fetch(args.name, cache_dir=args.cache_dir, data_dir=args.data_dir))
+    return 0
+
+
+def _build_options(args):
+    from pipelines.options import BuildOptions
+    return BuildOptions(
+        input=args.input, out=args.out, protocol=args.protocol, cut=args.cut,
+        val_months=args.val_months, granularity=args.granularity, periods=args.periods,
+        seed=args.seed, format=args.format, columns=args.columns, feedback=args.feedback,
+        max_len=args.max_len, history_len=args.history_len, negatives=args.negatives,
+        max_bad_fraction=args.max_bad_fraction, overwrite=args.overwrite,
+        data_dir=args.data_dir, cache_dir=args.cache_dir)
+
+
+def build(options, runner: str = "in-process", pipeline_args: Sequence[str] = (),
+          workers: int = 2, reference: bool = False) -> dict:
+    """Builds periods with Beam (or the plain pandas reference)."""
+    if reference:
+        from pipelines.reference import build_reference
+        return build_reference(options)
+    from pipelines.periods import build_periods
+    return build_periods(options, runner=runner, pipeline_args=pipeline_args,
+                         workers=workers)
+
+
+def _periods_build(args, beam_args) -> int:
+    from tfmeta.data.periods import summarize
+    manifest = build(_build_options(args), args.runner, beam_args, args.workers,
+                     args.reference)
+    print(summarize(manifest))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _periods_show(args) -> int:
+    from tfmeta.data.periods import PeriodDataset
+    data = PeriodDataset(args.directory)
+    print(json.dumps(data.manifest, indent=2) if args.json else data.summary())
+    return 0
+
+
+def _quickstart(args) -> int:
+    """The main job: MovieLens-100K fetched, then both protocols' periods built."""
+    from pipelines.options import BuildOptions
+    from tfmeta.data import registry
+    from tfmeta.data.periods import summarize
+    print(f"fetching {args.dataset} ...", flush=True)
+    print(registry.fetch(args.dataset, cache_dir=args.cache_dir, data_dir=args.data_dir))
+    for protocol in ("a", "b"):
+        out = os.path.join(args.out, f"periods-{protocol}")
+        print(f"\nbuilding protocol {protocol.upper()} periods into {out} ...", flush=True)
+        manifest = build(BuildOptions(input=args.dataset, out=out, protocol=protocol,
+                                      seed=args.seed, overwrite=True,
+                                      data_dir=args.data_dir, cache_dir=args.cache_dir))
+        print(summarize(manifest))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfmeta", description="Recommender systems that keep up with time.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log Beam progress")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    datasets = commands.add_parser("datasets", help="registered datasets")
+    datasets_commands = datasets.add_subparsers(dest="action", required=True)
+    listing = datasets_commands.add_parser("list", help="list datasets and their terms")
+    listing.add_argument("--json", action="store_true")
+    _add_data_location(listing)
+    listing.set_defaults(run=_datasets_list)
+    fetch = datasets_commands.add_parser("fetch", help="download or locate a dataset")
+    fetch.add_argument("name")
+    _add_data_location(fetch)
+    fetch.set_defaults(run=_datasets_fetch)
+
+    periods = commands.add_parser("periods", help="period datasets (Beam pipeline)")
+    periods_commands = periods.add_subparsers(dest="action", required=True)
+    b = periods_commands.add_parser(
+        "build", help="build period TFRecords from raw interactions",
+        description="Unknown options are Beam pipeline options (e.g. --runner "
+                    "DataflowRunner --project P --region R --temp_location gs://B/tmp "
+                    "--setup_file ./setup.py).")
+    b.add_argument("--input", required=True,
+                   help="a registered dataset name, or a file / folder / glob of raw logs")
+    b.add_argument("--protocol", choices=["a", "b"], required=True,
+                   help="a: temporal ranking (LeapRec); b: incremental CTR (ASMG)")
+    b.add_argument("--out", required=True, help="output folder (local or gs://)")
+    b.add_argument("--cut", help="protocol A: first day of validation (ISO date)")
+    b.add_argument("--val-months", type=int, help="protocol A: validation months")
+    b.add_argument("--granularity", choices=["day", "week", "month", "quarter", "count"],
+                   help="protocol A time steps (default month); count = --periods "
+                        "equal-count steps")
+    b.add_argument("--periods", type=int, default=31,
+                   help="equal-count periods (protocol B, or A with --granularity count)")
+    b.add_argument("--seed", type=int, default=0, help="seed of all negative sampling")
+    b.add_argument("--format", choices=["csv", "tsv", "inter", "udata", "ratings-dat",
+                                        "jsonl"],
+                   help="input format (default: from the dataset or the file name)")
+    b.add_argument("--columns", help="column names by role, e.g. "
+                   "user=uid,item=iid,ts=time,rating=stars,categories=genres")
+    b.add_argument("--feedback", choices=["auto", "explicit", "implicit"], default="auto")
+    b.add_argument("--max-len", type=int, default=50, help="protocol A history length")
+    b.add_argument("--history-len", type=int, default=30, help="protocol B history length")
+    b.add_argument("--negatives", type=int, default=99,
+                   help="protocol A sampled negatives per instance")
+    b.add_argument("--max-bad-fraction", type=float, default=0.01,
+                   help="fail when more than this fraction of rows is malformed")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output once the new one is complete")
+    b.add_argument("--runner", default="in-process",
+                   help="in-process (default), multi-process (DirectRunner processes), or "
+                        "a Beam runner name such as DataflowRunner")
+    b.add_argument("--workers", type=int, default=2, help="processes for multi-process")
+    b.add_argument("--reference", action="store_true",
+                   help="use the plain pandas reference instead of Beam (small data)")
+    _add_data_location(b)
+    b.set_defaults(run=_periods_build, takes_beam_args=True)
+    show = periods_commands.add_parser("show", help="summarise a built period dataset")
+    show.add_argument("directory")
+    show.add_argument("--json", action="store_true", help="print the whole manifest")
+    show.set_defaults(run=_periods_show)
+
+    quick = commands.add_parser("quickstart", help="the main job on MovieLens-100K")
+    quick.add_argument("--dataset", default="movielens-100k")
+    quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument("--seed", type=int, default=0)
+    _add_data_location(quick)
+    quick.set_defaults(run=_quickstart)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = make_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_beam_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tfmeta  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+    from pipelines.manifest import TooManyBadRows
+    from pipelines.output import OutputExists
+    from tfmeta.data.readers import BadInput
+    from tfmeta.data.registry import DatasetError
+    try:
+        if getattr(args, "takes_beam_args", False):
+            return args.run(args, unknown)
+        return args.run(args)
+    except (BadInput, DatasetError, OutputExists, TooManyBadRows, ValueError, KeyError,
+            FileNotFoundError) as e:
+        print(f"tfmeta: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
