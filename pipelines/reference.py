@@ -49,7 +49,7 @@ def step_names(frame: pd.DataFrame, build: ResolvedBuild) -> pd.Series:
         if build.granularity == "day":
             labels = when.dt.strftime("%Y-%m-%d")
         elif build.granularity == "week":
-            labels = (when.dt.normalize() - pd.to_timedelta(when.dt.weekday, unit="D")
+            labels = (when.dt.normalize() - pd.to_timedelta(when.dt.day_of_week, unit="D")
                       ).dt.strftime("%Y-%m-%d")
         elif build.granularity == "month":
             labels = when.dt.strftime("%Y-%m")

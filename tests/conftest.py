@@ -23,3 +23,36 @@ def shared_data_dir() -> str:
         pytest.skip(f"no shared data directory at {path}; set {registry.DATA_ENV} to run "
                     "tests on the Yelp / Amazon data")
     return path
+
+
+def decoded_records(paths) -> list:
+    """Every record of TFRecord files, decoded to canonical JSON strings, sorted."""
+    import json
+
+    import tensorflow as tf
+
+    from tfmeta.data import schema
+    return sorted(json.dumps(schema.decode(r.numpy()), sort_keys=True)
+                  for r in tf.data.TFRecordDataset(list(paths)))
+
+
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory):
+    """build_once(builder, **options) -> output dir; each distinct build runs once per
+    session ('beam' = the Beam pipeline in process, 'reference' = plain pandas)."""
+    from pipelines.options import BuildOptions
+    from pipelines.periods import build_periods
+    from pipelines.reference import build_reference
+    done = {}
+
+    def build(builder: str, **options) -> str:
+        key = (builder, tuple(sorted(options.items())))
+        if key not in done:
+            out = str(tmp_path_factory.mktemp(builder) / "periods")
+            options.setdefault("overwrite", False)
+            run = build_periods if builder == "beam" else build_reference
+            run(BuildOptions(out=out, **options))
+            done[key] = out
+        return done[key]
+
+    return build

@@ -1,0 +1,1 @@
+"""Benchmarks of tfmeta; see benchmarks/README.md. Results land in benchmarks/results/."""
