@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     "tensorboard==2.21.*",
     # The tfrecord extra brings the crc32 implementation WriteToTFRecord needs.
     "apache-beam[tfrecord]==2.77.*",
+    # A C crc32c: Beam's TFRecord writer falls back to a slower pure implementation.
+    "google-crc32c>=1.5",
     "numpy>=1.26,<3",
     "pandas>=2.2,<4",
     "tqdm>=4.66",

@@ -5,6 +5,7 @@ plain-Python reference takes; single lines go through `LineParser.parse`, which 
 pipeline calls on every line. Property-based tests (hypothesis) check the promise of the
 module: every line becomes an Interaction or a BadRow with a reason, never anything else.
 """
+import bz2
 import csv
 import gzip
 import io
@@ -183,9 +184,7 @@ def test_parse_timestamp_rejects(text, reason):
 
 def test_columns_parse():
     assert Columns.parse("user=uid,ts=time") == Columns(user="uid", item="item", ts="time")
-    assert Columns.parse(" user = uid , , rating=stars ") == Columns(
-        user=" uid", rating="stars") or Columns.parse(
-        " user = uid , , rating=stars ").rating == "stars"
+    assert Columns.parse(" user=uid, ,rating=stars ,") == Columns(user="uid", rating="stars")
     assert Columns.parse("") == Columns()
     assert Columns.parse("categories=genre").roles() == {
         "user": "user", "item": "item", "ts": "ts", "categories": "genre"}
@@ -379,9 +378,13 @@ def test_crlf_jsonl(tmp_path):
     assert [(b["line"], b["reason"]) for b in bad] == [(3, "missing fields: item, ts")]
 
 
-def test_gzip_csv(tmp_path):
-    path = str(tmp_path / "x.csv.gz")
-    with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+@pytest.mark.xfail(strict=True, reason="BUG: open_text wraps Beam's CompressedFile in "
+                   "io.TextIOWrapper, which needs .writable(): AttributeError on any "
+                   ".gz/.bz2 input")
+@pytest.mark.parametrize("suffix, opener", [(".gz", gzip.open), (".bz2", bz2.open)])
+def test_compressed_csv(tmp_path, suffix, opener):
+    path = str(tmp_path / f"x.csv{suffix}")
+    with opener(path, "wt", encoding="utf-8", newline="") as f:
         f.write("user,item,ts\r\n\"a, b\",ü,2020-01-01\r\nc,d,x\r\n")
     assert readers.detect_format(path) == "csv"
     good, bad, rows_in = readers.read_file(path, RowFormat("csv"))
@@ -422,7 +425,7 @@ def test_jsonl_integer_beyond_int_digit_limit_is_a_bad_row():
 @pytest.mark.xfail(strict=True, reason="BUG: a JSON integer ts/rating beyond float range "
                    "makes float() raise OverflowError, which is not caught")
 @pytest.mark.parametrize("line", [
-    '{"user": "u", "item": "i", "ts": 1%s}' % ("0" * 309),
+    '{"user": "u", "item": "i", "ts": 1%s, "rating": 1}' % ("0" * 309),
     '{"user": "u", "item": "i", "ts": 1, "rating": 1%s}' % ("0" * 309),
 ])
 def test_jsonl_integer_beyond_float_range_is_a_bad_row(line):
@@ -457,7 +460,7 @@ SPECIAL_TOKENS = [
     "9999-12-31T23:59:59-23:59", "2020-02-30", "T", "Z", "null", "true", "{", "}", "[", "]",
     '{"user": "u", "item": "i", "ts": 1}',
 ]
-NO_NEWLINES = st.characters(blacklist_characters="\r\n")
+NO_NEWLINES = st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",))
 tokens = st.one_of(
     st.sampled_from(SPECIAL_TOKENS),
     st.text(NO_NEWLINES, max_size=8),

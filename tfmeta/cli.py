@@ -194,6 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.run(args)
     except (BadInput, DatasetError, OutputExists, TooManyBadRows, ValueError, KeyError,
             FileNotFoundError) as e:
+        if args.verbose:
+            raise
         print(f"tfmeta: error: {e}", file=sys.stderr)
         return 2
 

@@ -307,11 +307,19 @@ def resolve_input(name_or_path: str, data_dir: Optional[str] = None,
 
     A registry name gives ([its fetched file], its info); otherwise it is a file, a
     directory (its non-hidden files, sorted) or a glob pattern (its matching files,
-    sorted), and the info is None.
+    sorted), local or on a Beam filesystem (gs://bucket/logs/*.csv), and the info is
+    None.
     """
     if name_or_path in DATASETS:
         return [fetch(name_or_path, cache_dir=cache_dir, data_dir=data_dir)], \
             DATASETS[name_or_path]
+    if "://" in name_or_path:  # gs://... and other Beam filesystems: a file or a glob
+        from apache_beam.io.filesystems import FileSystems
+        pattern = name_or_path.rstrip("/") + ("/*" if name_or_path.endswith("/") else "")
+        matched = FileSystems.match([pattern])[0].metadata_list
+        if not matched:
+            raise DatasetError(f"nothing matches {name_or_path}")
+        return sorted(m.path for m in matched), None
     path = os.path.expanduser(name_or_path)
     if os.path.isfile(path):
         return [path], None

@@ -1,0 +1,59 @@
+"""The `tfmeta` command, as a user runs it."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfmeta import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "tfmeta.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, check=check)
+
+
+def test_datasets_list_shows_every_dataset_and_its_terms(capsys):
+    assert cli.main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("movielens-100k", "movielens-1m", "yelp-a", "amazon-beauty"):
+        assert name in out
+    assert "terms:" in out
+    assert cli.main(["datasets", "list", "--json"]) == 0
+    assert {d["name"] for d in json.loads(capsys.readouterr().out)} >= {"yelp-a"}
+
+
+def test_periods_build_and_show_from_the_console_script(tmp_path, movielens_100k):
+    out = tmp_path / "b"
+    result = run("periods", "build", "--input", "movielens-100k", "--protocol", "b",
+                 "--out", str(out))
+    assert "protocol B" in result.stdout and "period-031" in result.stdout
+    shown = run("periods", "show", str(out), "--json")
+    assert json.loads(shown.stdout)["rows_in"] == 100_000
+    again = run("periods", "build", "--input", "movielens-100k", "--protocol", "b",
+                "--out", str(out), check=False)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--input", "no-such-file.csv", "--protocol", "a"], "no-such-file.csv"),
+    (["--input", "movielens-100k", "--protocol", "a", "--granularity", "count",
+      "--periods", "0"], "--periods"),
+])
+def test_bad_requests_get_a_clear_message(tmp_path, capsys, args, message):
+    assert cli.main(["periods", "build", "--out", str(tmp_path / "x"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_csv_without_the_named_columns(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    log.write_text("uid,iid,time\n1,2,3\n")
+    assert cli.main(["periods", "build", "--input", str(log), "--protocol", "b",
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "--columns" in capsys.readouterr().err
+    assert cli.main(["periods", "build", "--input", str(log), "--protocol", "b",
+                     "--periods", "1", "--columns", "user=uid,item=iid,ts=time",
+                     "--out", str(tmp_path / "x")]) == 0
