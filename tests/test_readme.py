@@ -1,0 +1,34 @@
+"""The README's Quick start is what CI and new users run: keep it honest."""
+import pathlib
+import subprocess
+import sys
+
+from tfmeta import cli
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def readme_command(n: int) -> str:
+    return subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_command.py"), str(n)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_quick_start_has_an_install_and_run_command_and_a_test_command():
+    first, second = readme_command(1), readme_command(2)
+    assert "pip install -e ." in first and "tfmeta quickstart" in first
+    assert 'pip install -e ".[test]"' in second and "pytest" in second and "tests" in second
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "readme_command.py 2" in ci and "exit code 5" in ci
+
+
+def test_quickstart_builds_both_protocols_and_prints_summaries(tmp_path, capsys,
+                                                                movielens_100k):
+    assert cli.main(["quickstart", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "protocol A · movielens-100k" in out and "protocol B · movielens-100k" in out
+    assert "test instances: 3,715" in out and "period-031" in out
+    assert (tmp_path / "periods-a" / "manifest.json").exists()
+    assert (tmp_path / "periods-b" / "manifest.json").exists()
