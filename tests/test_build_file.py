@@ -449,6 +449,11 @@ def check_mains(build: BuildFile, root: Path) -> list[str]:
         main = t.main
         if main is not None and main not in t.srcs:
             problems.append(f'{t}: its main {main} is not in its srcs; add "{main}" to srcs')
+        elif (t.kind == "py_test" and main is not None and (root / main).is_file()
+              and "pytest.main(" not in (root / main).read_text()):
+            # Bazel runs a py_test's main as a script: without this it passes vacuously.
+            problems.append(f'{t}: {main} must end with `if __name__ == "__main__": '
+                            'raise SystemExit(pytest.main([__file__]))`')
     for path, name in ENTRY_POINTS.items():
         owners = [t for t in build.by_kind("py_binary") if t.main == path]
         if (root / path).is_file() and not owners:
@@ -535,7 +540,9 @@ def test_workspace_file():
 def _tree(root: Path, files: list[str]) -> Path:
     for f in files:
         (root / f).parent.mkdir(parents=True, exist_ok=True)
-        (root / f).write_text("", encoding="utf-8")
+        is_test = Path(f).name.startswith("test_")
+        (root / f).write_text("import pytest\npytest.main([__file__])\n" if is_test else "",
+                              encoding="utf-8")
     return root
 
 
@@ -653,3 +660,10 @@ def test_unsupported_syntax_is_an_error(tmp_path):
 
 if __name__ == "__main__":  # `bazel test` runs the main file as a script
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+def test_checker_reports_a_test_that_bazel_would_run_vacuously(tmp_path):
+    _tree(tmp_path, GOOD_TREE)
+    (tmp_path / "tests/test_core.py").write_text("def test_x():\n    assert False\n")
+    problems = check_all(GOOD_BUILD, tmp_path)
+    assert any("pytest.main([__file__])" in p for p in problems), problems

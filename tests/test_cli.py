@@ -57,3 +57,8 @@ def test_csv_without_the_named_columns(tmp_path, capsys):
     assert cli.main(["periods", "build", "--input", str(log), "--protocol", "b",
                      "--periods", "1", "--columns", "user=uid,item=iid,ts=time",
                      "--out", str(tmp_path / "x")]) == 0
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    import pytest
+    raise SystemExit(pytest.main([__file__]))

@@ -41,3 +41,8 @@ def test_incomplete_directory_is_refused(tmp_path):
     (tmp_path / "periods").mkdir()
     with pytest.raises(IncompleteDataset, match="did not finish"):
         PeriodDataset(tmp_path)
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    import pytest
+    raise SystemExit(pytest.main([__file__]))

@@ -28,3 +28,8 @@ def test_keras_3_already_resolved_is_a_clear_error():
 def test_legacy_keras_explicitly_disabled_is_a_clear_error():
     result = python("import tfmeta", TF_USE_LEGACY_KERAS="0")
     assert result.returncode != 0 and "needs Keras 2" in result.stderr
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    import pytest
+    raise SystemExit(pytest.main([__file__]))

@@ -288,3 +288,8 @@ def test_adversarial_files_beam_equals_reference(tmp_path_factory, lines, protoc
                 for line in f.read_text().splitlines()]
     assert len(rejected) == beam["rows_rejected"]
     assert ref["rows_rejected"] == beam["rows_rejected"]
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    import pytest
+    raise SystemExit(pytest.main([__file__]))

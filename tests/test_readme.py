@@ -32,3 +32,8 @@ def test_quickstart_builds_both_protocols_and_prints_summaries(tmp_path, capsys,
     assert "test instances: 3,715" in out and "period-031" in out
     assert (tmp_path / "periods-a" / "manifest.json").exists()
     assert (tmp_path / "periods-b" / "manifest.json").exists()
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    import pytest
+    raise SystemExit(pytest.main([__file__]))

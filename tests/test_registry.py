@@ -180,3 +180,8 @@ def test_fetch_movielens_1m(tmp_path):
 
 def test_conftest_fixture_gives_the_real_file(movielens_100k):
     assert registry.file_sha256(movielens_100k) == registry.DATASETS["movielens-100k"].sha256
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    import pytest
+    raise SystemExit(pytest.main([__file__]))

@@ -17,10 +17,13 @@ Categories are '|' separated in text formats, a list or a '|' separated string i
 """
 from __future__ import annotations
 
+import bz2
 import collections
 import csv
 import dataclasses
 import datetime
+import gzip
+import io
 import json
 import math
 import os
@@ -30,6 +33,9 @@ CATEGORY_SEPARATOR = "|"
 # Bits of a row's sequence number given to the line number; the file index takes the
 # rest, so (file index, line) order is plain integer order.
 LINE_BITS = 40
+# 9999-12-31T23:59:59Z: later stamps have no calendar date (and are most often
+# milliseconds given as seconds).
+MAX_TIMESTAMP = 253_402_300_799
 
 Interaction = collections.namedtuple(
     "Interaction", ["user", "item", "ts", "rating", "categories", "seq"])
@@ -120,7 +126,10 @@ def parse_timestamp(text) -> int:
     if isinstance(text, bool):
         raise BadRow(f"non-numeric timestamp {text!r}")
     if isinstance(text, (int, float)):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:
+            raise BadRow(f"timestamp out of range {str(text)[:40]!r}") from None
     else:
         text = str(text).strip()
         if not text:
@@ -140,8 +149,9 @@ def parse_timestamp(text) -> int:
         raise BadRow(f"non-finite timestamp {text!r}")
     if value < 0:
         raise BadRow(f"negative timestamp {text!r}")
-    if value >= 2**62:
-        raise BadRow(f"timestamp out of range {text!r}")
+    if value > MAX_TIMESTAMP:
+        raise BadRow(f"timestamp {str(text)[:40]!r} is after year 9999 (milliseconds given "
+                     "as seconds?)")
     return int(value)
 
 
@@ -150,7 +160,7 @@ def _parse_rating(text) -> float:
         raise BadRow(f"unparsable rating {text!r}")
     try:
         value = float(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadRow(f"unparsable rating {str(text)[:40]!r}") from None
     if not math.isfinite(value):
         raise BadRow(f"unparsable rating {text!r}")
@@ -227,7 +237,10 @@ class LineParser:
 
     def _split(self, line: str) -> list:
         if self._delimiter == ",":
-            return next(csv.reader([line]), [])
+            try:
+                return next(csv.reader([line]), [])
+            except csv.Error as e:  # e.g. a field over the csv module's size limit
+                raise BadRow(f"malformed CSV: {e}") from None
         return line.split(self._delimiter)
 
     def parse(self, line: str, seq: int) -> Interaction:
@@ -245,8 +258,10 @@ class LineParser:
     def _parse_json(self, line: str, seq: int) -> Interaction:
         try:
             record = json.loads(line)
-        except ValueError as e:
-            raise BadRow(f"invalid JSON: {e.msg}") from None
+        except ValueError as e:  # JSONDecodeError, or an integer too long to convert
+            raise BadRow(f"invalid JSON: {getattr(e, 'msg', e)}") from None
+        except RecursionError:
+            raise BadRow("invalid JSON: nested too deeply") from None
         if not isinstance(record, dict):
             raise BadRow("JSON line is not an object")
         roles = self.format.columns.roles()
@@ -271,11 +286,21 @@ def split_seq(seq: int) -> tuple[int, int]:
 
 
 def open_text(path: str):
-    """Opens a local or remote (gs://...) text file, decompressing .gz/.bz2 by name."""
-    from apache_beam.io.filesystems import FileSystems
-    import io
-    raw = FileSystems.open(path)  # compression inferred from the file name
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    """Opens a local or remote (gs://...) text file, decompressing .gz/.bz2 by name.
+
+    A UTF-8 byte-order mark is dropped; undecodable bytes become U+FFFD (and usually a
+    rejected row) rather than failing the whole file.
+    """
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+    # Beam's own decompressing reader lacks the file protocol TextIOWrapper needs, so
+    # decompress with the standard library on top of Beam's raw byte stream.
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    lower = path.lower()
+    if lower.endswith(".gz"):
+        raw = gzip.GzipFile(fileobj=raw)
+    elif lower.endswith(".bz2"):
+        raw = bz2.BZ2File(raw)
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def iter_lines(path: str, row_format: RowFormat) -> Iterator[tuple]:
