@@ -26,18 +26,15 @@ class TooManyBadRows(ValueError):
     pass
 
 
-def check_headers(build: ResolvedBuild) -> None:
-    """Fails before any work if a file is missing or lacks the needed columns."""
-    for path in build.paths:
-        if not FileSystems.exists(path):
-            raise readers.BadInput(f"input file {path} does not exist")
-        lines = readers.iter_lines(path, build.row_format)
-        try:
-            next(lines)
-        except readers.BadInput as e:
-            raise readers.BadInput(f"{path}: {e}") from None
-        finally:
-            lines.close()
+def bump(stats: dict, key: str, by: int = 1) -> None:
+    """Adds to one counter of a builder's statistics."""
+    stats[key] = stats.get(key, 0) + by
+
+
+def check_headers(build: ResolvedBuild) -> set:
+    """Fails before any work if a file is missing or lacks the needed columns; returns
+    the roles (rating, categories, ...) that every input file provides."""
+    return readers.input_roles(build.paths, build.row_format)
 
 
 def sha256(path: str) -> str:
@@ -117,9 +114,7 @@ def compose(build: ResolvedBuild, staging: str, stats: dict, builder: str,
         "rows_deduplicated": stats.get("rows_parsed", 0) - rows_out,
         "rejected_files": _relative(staging, output.list_files(
             output.join(staging, "rejected"), "*.jsonl")),
-        "has_rating": "rating" in build.row_format.columns.roles()
-        or build.row_format.name in ("udata", "ratings-dat")
-        or (build.row_format.name == "inter" and build.explicit),
+        "has_rating": "rating" in check_headers(build),
         "has_categories": has_categories,
         "vocab": vocab,
         "periods": periods,

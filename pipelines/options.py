@@ -73,8 +73,8 @@ def resolve(options: BuildOptions) -> ResolvedBuild:
     row_format = readers.RowFormat(name, columns)
 
     if o.feedback == "auto":
-        has_rating = name in ("inter", "udata", "ratings-dat") or columns.rating is not None
-        explicit = info.feedback == "explicit" if info else has_rating
+        explicit = (info.feedback == "explicit" if info
+                    else "rating" in readers.input_roles(paths, row_format))
     else:
         explicit = o.feedback == "explicit"
     if explicit and name in ("csv", "tsv", "jsonl") and columns.rating is None:

@@ -128,7 +128,7 @@ class MergeStats(beam.CombineFn):
 
 
 def count_row(stats: dict, step: str, ts: int, rows: int = 1) -> None:
-    stats[f"rows/{step}"] = stats.get(f"rows/{step}", 0) + rows
+    manifest.bump(stats, f"rows/{step}", rows)
     stats[f"start_ts/{step}"] = min(stats.get(f"start_ts/{step}", ts), ts)
     stats[f"end_ts/{step}"] = max(stats.get(f"end_ts/{step}", ts), ts)
 
@@ -169,6 +169,7 @@ class Context:
         self.items = [item for item, _ in ordered]
         self.item_first_ts = [first[0] for _, first in ordered]
         self.item_rank = {item: rank for rank, item in enumerate(self.items)}
+        self.has_categories = has_categories
         self.item_categories = (
             {item: first[2] for item, first in ordered if first[2]} if has_categories else {})
         self.boundaries = boundaries
@@ -182,16 +183,18 @@ class Context:
 
 # ---------------------------------------------------------------- per-user examples
 
-class RankingExamples(beam.DoFn):
-    """Protocol A, one user: interactions per time step, and the user's val / test
-    ranking instances with their history and seeded negatives."""
+class PerUserExamples(beam.DoFn):
+    """Base of the per-user steps: (user, rows) in, (step, example) out, plus 'stats'."""
 
     def __init__(self, build: ResolvedBuild):
+        self.build = build
+        self.options = build.options
         self.namer = StepNamer(build)
-        self.windows = build.windows
-        self.seed = build.options.seed
-        self.max_len = build.options.max_len
-        self.n_negatives = build.options.negatives
+
+
+class RankingExamples(PerUserExamples):
+    """Protocol A, one user: interactions per time step, and the user's val / test
+    ranking instances with their history and seeded negatives."""
 
     def process(self, element, ctx: Context):
         user, rows = element
@@ -205,26 +208,24 @@ class RankingExamples(beam.DoFn):
         stamps = [r.ts for r in rows]
         user_items = {r.item for r in rows}
         for window in ("val", "test"):
-            start, n_warm = self.windows.start(window), ctx.n_warm[window]
-            rng = negatives.user_rng(self.seed, f"a/{window}", user)
+            start, n_warm = self.build.windows.start(window), ctx.n_warm[window]
+            rng = negatives.user_rng(self.options.seed, f"a/{window}", user)
             for position, r in enumerate(rows):
-                if self.windows.of(r.ts) != window:
+                if self.build.windows.of(r.ts) != window:
                     continue
                 if stamps[0] >= start:
-                    stats[f"excluded_cold_user/{window}"] = stats.get(
-                        f"excluded_cold_user/{window}", 0) + 1
+                    manifest.bump(stats, f"excluded_cold_user/{window}")
                     continue
                 if ctx.item_rank[r.item] >= n_warm:
-                    stats[f"excluded_cold_item/{window}"] = stats.get(
-                        f"excluded_cold_item/{window}", 0) + 1
+                    manifest.bump(stats, f"excluded_cold_item/{window}")
                     continue
                 before = bisect.bisect_left(stamps, r.ts, 0, position)
-                history = [h.item for h in rows[max(0, before - self.max_len):before]]
-                negs = negatives.sample_many(rng, ctx.items, n_warm, self.n_negatives,
+                history = [h.item for h in rows[max(0, before - self.options.max_len):before]]
+                negs = negatives.sample_many(rng, ctx.items, n_warm, self.options.negatives,
                                              user_items)
-                stats[f"instances/{window}"] = stats.get(f"instances/{window}", 0) + 1
-                if len(negs) < self.n_negatives:
-                    stats[f"short_lists/{window}"] = stats.get(f"short_lists/{window}", 0) + 1
+                manifest.bump(stats, f"instances/{window}")
+                if len(negs) < self.options.negatives:
+                    manifest.bump(stats, f"short_lists/{window}")
                 yield beam.pvalue.TaggedOutput("candidates", (window, schema.candidate_example(
                     r.user, r.ts, r.seq, r.item, negs, history)))
                 yield beam.pvalue.TaggedOutput(
@@ -232,24 +233,17 @@ class RankingExamples(beam.DoFn):
         yield beam.pvalue.TaggedOutput("stats", stats)
 
 
-class LabelledExamples(beam.DoFn):
+class LabelledExamples(PerUserExamples):
     """Protocol B, one user: labelled examples with the user's 30 most recent positives
     strictly before each example, and one sampled negative per positive for implicit
     data, drawn from the items already seen at that time that the user has not
     interacted with up to and including it."""
 
-    def __init__(self, build: ResolvedBuild):
-        self.namer = StepNamer(build)
-        self.explicit = build.explicit
-        self.seed = build.options.seed
-        self.history_len = build.options.history_len
-        self.threshold = build.options.positive_rating
-
     def process(self, element, ctx: Context):
         user, rows = element
         rows = _interactions(rows)
-        rng = negatives.user_rng(self.seed, "b", user)
-        positives = collections.deque(maxlen=self.history_len)
+        rng = negatives.user_rng(self.options.seed, "b", user)
+        positives = collections.deque(maxlen=self.options.history_len)
         seen = set()
         stats = {}
         start = 0
@@ -268,12 +262,12 @@ class LabelledExamples(beam.DoFn):
                 yield step, schema.labelled_example(r.user, r.item, r.ts, r.seq, label, 0,
                                                     history, r.rating, r.categories or None)
                 count_row(stats, step, ts)
-                stats[f"positives/{step}"] = stats.get(f"positives/{step}", 0) + label
-                if self.explicit:
+                manifest.bump(stats, f"positives/{step}", label)
+                if self.build.explicit:
                     continue
                 negative = negatives.sample_one(rng, ctx.items, pool_size, seen)
                 if negative is None:
-                    stats["negatives_unavailable"] = stats.get("negatives_unavailable", 0) + 1
+                    manifest.bump(stats, "negatives_unavailable")
                     continue
                 count_row(stats, step, ts)
                 yield step, schema.labelled_example(
@@ -284,12 +278,12 @@ class LabelledExamples(beam.DoFn):
         yield beam.pvalue.TaggedOutput("stats", stats)
 
     def _label(self, row) -> int:
-        if not self.explicit:
+        if not self.build.explicit:
             return 1
         if row.rating is None:
             raise ValueError(f"explicit feedback needs a rating; row {readers.split_seq(row.seq)} "
                              "has none (pass --feedback implicit)")
-        return int(row.rating >= self.threshold)
+        return int(row.rating >= self.options.positive_rating)
 
 
 # ---------------------------------------------------------------- writing
@@ -316,12 +310,12 @@ def _make_sink(_destination):
 
 
 def write_vocabularies(_, ctx: Context, user_first, staging: str, namer: StepNamer):
-    """Writes vocab/{users,items,categories}.txt in first-appearance order, and returns
-    how many new users and items each step brings (for growing vocabularies)."""
+    """Writes vocab/{users,items,categories}.txt in first-appearance order; returns the
+    vocabulary sizes and how many new users each step brings (growing vocabularies)."""
     users = sorted(user_first, key=lambda kv: kv[1])
     output.write_lines(output.join(staging, "vocab", "users.txt"), (u for u, _ in users))
     output.write_lines(output.join(staging, "vocab", "items.txt"), ctx.items)
-    if ctx.item_categories:
+    if ctx.has_categories:
         categories = dict.fromkeys(c for item in ctx.items
                                    for c in ctx.item_categories.get(item, ()))
         output.write_lines(output.join(staging, "vocab", "categories.txt"), categories)
@@ -454,7 +448,7 @@ def _new_per_step(kind, first_keys, namer: StepNamer, boundaries) -> dict:
     stats = {}
     for ts, seq in first_keys:
         key = f"new_{kind}/{namer.name(ts, seq, boundaries)}"
-        stats[key] = stats.get(key, 0) + 1
+        manifest.bump(stats, key)
     return stats
 
 

@@ -61,10 +61,6 @@ def step_names(frame: pd.DataFrame, build: ResolvedBuild) -> pd.Series:
     return pd.Series(window, index=frame.index) + "-" + labels
 
 
-def _bump(stats: dict, key: str, by: int = 1) -> None:
-    stats[key] = stats.get(key, 0) + by
-
-
 def _ranking_records(frame, build, items, item_first_ts, stats):
     """Protocol A candidates per window: {window: [(record, csv row)]}."""
     o, w = build.options, build.windows
@@ -84,17 +80,17 @@ def _ranking_records(frame, build, items, item_first_ts, stats):
             inside = np.flatnonzero((ts >= w.start(name)) & (ts < end))
             for i in inside:
                 if ts[0] >= w.start(name):
-                    _bump(stats, f"excluded_cold_user/{name}")
+                    manifest.bump(stats, f"excluded_cold_user/{name}")
                     continue
                 if rank[item[i]] >= warm[name]:
-                    _bump(stats, f"excluded_cold_item/{name}")
+                    manifest.bump(stats, f"excluded_cold_item/{name}")
                     continue
                 before = int(np.searchsorted(ts, ts[i], side="left"))
                 history = item[max(0, before - o.max_len):before]
                 negs = negatives.sample_many(rng, items, warm[name], o.negatives, user_items)
-                _bump(stats, f"instances/{name}")
+                manifest.bump(stats, f"instances/{name}")
                 if len(negs) < o.negatives:
-                    _bump(stats, f"short_lists/{name}")
+                    manifest.bump(stats, f"short_lists/{name}")
                 out[name].append((
                     schema.candidate_example(user, int(ts[i]), int(seq[i]), item[i], negs,
                                              history),
@@ -126,7 +122,7 @@ def _labelled_records(frame, build, items, item_first_ts, item_categories, stats
             out.append((step[i], schema.labelled_example(
                 user, item[i], int(ts[i]), seq[i], int(label[i]), 0, history,
                 None if pd.isna(rating[i]) else float(rating[i]), categories[i] or None)))
-            _bump(stats, f"positives/{step[i]}", int(label[i]))
+            manifest.bump(stats, f"positives/{step[i]}", int(label[i]))
             if build.explicit:
                 continue
             seen.update(item[seen_upto:last_same])  # the user's items up to and incl. ts
@@ -134,7 +130,7 @@ def _labelled_records(frame, build, items, item_first_ts, item_categories, stats
             pool = int(np.searchsorted(item_first_ts, ts[i], side="right"))
             negative = negatives.sample_one(rng, items, pool, seen)
             if negative is None:
-                _bump(stats, "negatives_unavailable")
+                manifest.bump(stats, "negatives_unavailable")
                 continue
             out.append((step[i], schema.labelled_example(
                 user, negative, int(ts[i]), seq[i], 0, 1, history,

@@ -60,5 +60,4 @@ def test_csv_without_the_named_columns(tmp_path, capsys):
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

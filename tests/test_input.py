@@ -44,5 +44,4 @@ def test_incomplete_directory_is_refused(tmp_path):
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

@@ -206,5 +206,4 @@ def test_sample_many_includes_every_allowed_item_equally_often(pool_size, n_allo
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

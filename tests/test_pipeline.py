@@ -1,6 +1,5 @@
 """The Beam period pipeline: equal to the plain pandas reference, true to PROTOCOLS.md,
 and safe with bad input and interrupted runs."""
-import bisect
 import collections
 import csv
 import datetime
@@ -21,7 +20,6 @@ from pipelines.options import BuildOptions
 from pipelines.output import OutputExists
 from pipelines.periods import build_periods
 from pipelines.reference import build_reference
-from tfmeta.data import readers, schema
 from tfmeta.data.periods import PeriodDataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -291,5 +289,4 @@ def test_adversarial_files_beam_equals_reference(tmp_path_factory, lines, protoc
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

@@ -11,7 +11,6 @@ import gzip
 import io
 import json
 import math
-import re
 import string
 
 import pytest
@@ -677,5 +676,4 @@ def test_byte_order_mark_is_not_part_of_the_header(tmp_path):
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

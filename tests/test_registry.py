@@ -183,5 +183,4 @@ def test_conftest_fixture_gives_the_real_file(movielens_100k):
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

@@ -218,5 +218,4 @@ def test_parse_date_errors_clearly(text):
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    import pytest
     raise SystemExit(pytest.main([__file__]))

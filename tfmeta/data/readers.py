@@ -210,6 +210,11 @@ class LineParser:
             self._names = self._split(header)
             self._index = self._header_index(self._names)
 
+    @property
+    def roles(self) -> set:
+        """The roles (user, item, ts, rating, categories) this file provides."""
+        return set(self._index if self._index is not None else self.format.columns.roles())
+
     def _header_index(self, names: Sequence[str]) -> dict[str, int]:
         if self.format.name == "inter":
             # RecBole headers carry types: 'user_id:token'. Map the usual names.
@@ -320,6 +325,25 @@ def iter_lines(path: str, row_format: RowFormat) -> Iterator[tuple]:
         for number, line in enumerate(f, start=first):
             if line.strip():
                 yield number, line
+
+
+def input_roles(paths: Sequence[str], row_format: RowFormat) -> set:
+    """Checks that every file exists and has the needed columns (BadInput names the
+    file otherwise); returns the roles (rating, categories, ...) all of them provide."""
+    from apache_beam.io.filesystems import FileSystems
+    roles = None
+    for path in paths:
+        if not FileSystems.exists(path):
+            raise BadInput(f"input file {path} does not exist")
+        lines = iter_lines(path, row_format)
+        try:
+            found = next(lines).roles
+        except BadInput as e:
+            raise BadInput(f"{path}: {e}") from None
+        finally:
+            lines.close()
+        roles = found if roles is None else roles & found
+    return roles or set()
 
 
 def rejection(path: str, line_number: int, reason: str, text: str) -> dict:

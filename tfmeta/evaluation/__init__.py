@@ -1,0 +1,1 @@
+"""Evaluation: the scoring shared by every model, so their numbers are comparable."""
