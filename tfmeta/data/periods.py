@@ -117,8 +117,11 @@ def read_records(files: Sequence[str], spec: dict, batch_size: int, shuffle: boo
     names = tf.data.Dataset.from_tensor_slices(list(files))
     if shuffle:
         names = names.shuffle(len(files), seed=seed)
+    # A seeded shuffle must give the same order every time (resumed training relies on
+    # it); an unseeded one may take records in whatever order they arrive.
     records = names.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                               num_parallel_calls=autotune, deterministic=not shuffle)
+                               num_parallel_calls=autotune,
+                               deterministic=not shuffle or seed is not None)
     if shuffle:
         records = records.shuffle(shuffle_buffer, seed=seed)
     widths = dict(dense or {})

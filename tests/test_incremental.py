@@ -1,0 +1,166 @@
+"""The incremental driver of protocol B and its update strategies."""
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.options import BuildOptions
+from pipelines.reference import build_reference
+from tfmeta import cli
+from tfmeta.data.periods import PeriodDataset
+from tfmeta.meta import asmg, incremental
+from tfmeta.models.embedding_mlp import EmbeddingMLP
+from tfmeta.training.incremental import (IncrementalOptions, Periods, make_strategy,
+                                         train_incremental)
+
+
+@pytest.fixture(scope="module")
+def small_periods(tmp_path_factory):
+    """31 protocol B periods of an implicit log in which each user favours the items of
+    one residue class, so that a model has something to learn."""
+    root = tmp_path_factory.mktemp("small")
+    rng = random.Random(0)
+    with open(root / "log.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user", "item", "ts"])
+        for row in range(31 * 300):
+            user = rng.randrange(200)
+            item = rng.randrange(100) * 3 + user % 3 if rng.random() < 0.8 else rng.randrange(300)
+            writer.writerow([f"u{user}", f"i{item}", 1_600_000_000 + row * 60])
+    out = str(root / "periods")
+    build_reference(BuildOptions(input=str(root / "log.csv"), out=out, protocol="b"))
+    return out
+
+
+def _strategy(periods, method, seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    data = PeriodDataset(periods)
+    model = EmbeddingMLP.from_period_dataset(data, seed=seed)
+    return model, make_strategy(model, IncrementalOptions(method=method, seed=seed)), \
+        Periods(data, 128, seed)
+
+
+def _values(variables):
+    return [tf.convert_to_tensor(v).numpy() for v in variables]
+
+
+def test_metrics_json_has_the_keys_other_tools_read(tmp_path, small_periods, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--periods", small_periods, "--method", "iu",
+                     "--out", str(out), "--seed", "3", "--learning-rate", "0.01",
+                     "--epochs", "3"]) == 0
+    assert "test AUC" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == "b" and metrics["method"] == "iu" and metrics["seed"] == 3
+    assert metrics["seconds"] > 0 and metrics["dataset"] is None
+    assert [r["period"] for r in metrics["per_period"]] == list(range(12, 32))
+    for split in ("val", "test"):
+        assert set(metrics[split]) == {"auc", "logloss"}
+    test_rows = [r for r in metrics["per_period"] if r["period"] >= 25]
+    assert metrics["test"]["auc"] == pytest.approx(np.mean([r["auc"] for r in test_rows]))
+    assert metrics["test"]["auc"] > 0.55  # better than chance: it learned something
+    assert list((out / "history").glob("period-030*"))
+    assert cli.main(["train", "--periods", small_periods, "--method", "iu",
+                     "--out", str(out)]) == 2  # refuses to overwrite without --resume
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, small_periods, monkeypatch):
+    options = IncrementalOptions(method="asmg-gru-multi", seed=1)
+    whole = train_incremental(small_periods, str(tmp_path / "whole"), options)
+
+    original = asmg.ASMG.update
+
+    def killed_at_17(self, source, i):
+        if i == 17:
+            raise KeyboardInterrupt("killed")
+        return original(self, source, i)
+
+    monkeypatch.setattr(asmg.ASMG, "update", killed_at_17)
+    with pytest.raises(KeyboardInterrupt):
+        train_incremental(small_periods, str(tmp_path / "parts"), options)
+    monkeypatch.setattr(asmg.ASMG, "update", original)
+    progress = json.loads((tmp_path / "parts" / "progress.json").read_text())
+    assert [r["period"] for r in progress["per_period"]] == list(range(12, 18))
+    resumed = train_incremental(small_periods, str(tmp_path / "parts"), options, resume=True)
+    assert resumed["per_period"] == whole["per_period"]
+    assert resumed["test"] == whole["test"]
+
+
+def test_batch_update_trains_on_its_window(small_periods):
+    _, strategy, _ = _strategy(small_periods, "bu-5")
+    assert strategy.training_periods(11) == [7, 8, 9, 10, 11]
+    assert strategy.training_periods(3) == [1, 2, 3]
+    _, iu, _ = _strategy(small_periods, "iu")
+    assert iu.training_periods(11) == [11]
+
+
+def test_incctr_distils_from_the_previous_model(small_periods):
+    model, strategy, source = _strategy(small_periods, "incctr")
+    strategy.pretrain(source, range(1, 11))
+    before = _values(model.trainable_variables)
+    seen = []
+    original = strategy.loss
+
+    def spy(batch, logits):
+        seen.append(_values(strategy.teacher.trainable_variables))
+        return original(batch, logits)
+
+    strategy.loss = spy
+    strategy._train_step = strategy._step  # eagerly, so that the spy can read values
+    strategy.update(source, 11)
+    for a, b in zip(seen[0], before):  # the teacher is model i-1
+        np.testing.assert_array_equal(a, b)
+    batch = next(iter(source.periods([12])))
+    logits = model(batch)
+    plain = incremental.UpdateStrategy.loss(strategy, batch, logits)
+    assert float(strategy.loss(batch, logits)) > float(plain)
+
+
+def test_asmg_trains_the_base_model_exactly_like_iu(small_periods):
+    """The generator never touches the base model: it only changes what is served."""
+    iu_model, iu, source = _strategy(small_periods, "iu")
+    model, strategy, _ = _strategy(small_periods, "asmg-gru-multi")
+    for s in (iu, strategy):
+        s.pretrain(source, range(1, 11))
+    for i in (11, 12, 13, 14):
+        iu.update(source, i)
+        strategy.update(source, i)
+        for a, b in zip(_values(iu_model.trainable_variables),
+                        _values(model.trainable_variables)):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    served = strategy.serving_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(_values(served),
+                                                   _values(model.trainable_variables)))
+    assert int(strategy.filled) == 3  # the window holds the k = 3 most recent models
+    assert any(np.abs(h).sum() > 0 for h in _values(strategy.state))  # state advanced
+
+
+@pytest.mark.parametrize("method,window,zero_state", [
+    ("asmg-gru-zero", 3, True), ("asmg-gru-full", 5, True), ("asmg-linear", 3, True)])
+def test_asmg_variants_keep_their_window_and_state(small_periods, method, window,
+                                                    zero_state):
+    _, strategy, source = _strategy(small_periods, method)
+    strategy.pretrain(source, range(1, 11))
+    for i in (11, 12, 13, 14):
+        strategy.update(source, i)
+    assert int(strategy.filled) == window
+    assert all(np.abs(h).sum() == 0 for h in _values(strategy.state)) == zero_state
+
+
+def test_step_weights():
+    assert asmg.step_weights("single", 3) == [0, 0, 1]
+    assert asmg.step_weights("multi", 3) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
+    assert asmg.step_weights("unif", 2) == [0.5, 0.5]
+
+
+def test_protocol_a_periods_are_refused(build_once, movielens_100k, tmp_path):
+    periods = build_once("beam", input="movielens-100k", protocol="a")
+    with pytest.raises(ValueError, match="protocol B"):
+        train_incremental(periods, str(tmp_path / "x"), IncrementalOptions())
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__]))

@@ -1,0 +1,1 @@
+"""Temporal strategies: how a model's parameters move from period to period."""

@@ -1,0 +1,170 @@
+"""ASMG (Peng et al., RecSys 2021): a meta generator over the sequence of base models.
+
+The base model is updated incrementally as in IU. After the update on period i, the
+generator is trained so that what it generates from the most recent base models fits
+period i, the newest data; then it generates the serving model for period i+1 from the
+k most recent base models (theta_{i-k+1} .. theta_i).
+
+Training sees truncated sequences: the window holds the k most recent snapshots and
+`state` is the generator's hidden state *before* the window's first snapshot. When the
+window slides, the state is advanced over the snapshot that leaves it, so the next
+period continues from the state learned so far instead of restarting.
+
+    asmg-gru-single  loss of the last output on the newest period only
+    asmg-gru-multi   outputs at all k steps, each on its next period, linear-decay
+                     weights (more weight on recent)
+    asmg-gru-unif    as multi with equal weights
+    asmg-gru-full    the whole sequence from a zero state (multi weights)
+    asmg-gru-zero    as multi, restarting from a zero state every period
+    asmg-linear      a learned convex combination of the last k models
+
+The generated parameters reach the loss through a second instance of the model (the
+probe): its variables take the generated values, the model's ordinary gradient at that
+point is computed, and the chain rule carries it into the generator
+(`tape.gradient(generated, generator_weights, output_gradients=...)`). That is the
+exact gradient, and it works for any Keras model.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfmeta.meta import generators
+from tfmeta.meta.incremental import UpdateStrategy, clone, copy_weights
+from tfmeta.models.embedding_mlp import bce_loss
+
+VARIANTS = ("single", "multi", "unif", "full", "zero")
+
+
+def param_specs(model) -> list:
+    embeddings = {id(v) for v in getattr(model, "embedding_tables", [])}
+    return [generators.ParamSpec(tuple(v.shape), id(v) in embeddings)
+            for v in model.trainable_variables]
+
+
+def step_weights(variant: str, steps: int) -> list[float]:
+    """Loss weights of the window's outputs, oldest first, summing to 1."""
+    if variant == "single":
+        raw = [0.0] * (steps - 1) + [1.0]
+    elif variant == "unif":
+        raw = [1.0] * steps
+    else:  # multi, full, zero: linear decay towards the past
+        raw = [float(s + 1) for s in range(steps)]
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
+class ASMG(UpdateStrategy):
+    """IU for the base model, plus a meta generator that produces the serving model."""
+
+    def __init__(self, model, generator: str = "gru", variant: str = "multi", k: int = 3,
+                 hidden_size: int = 4, meta_learning_rate: float = 1e-3,
+                 meta_epochs: int = 1, max_periods: int = 21, **kwargs):
+        super().__init__(model, **kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown ASMG variant {variant!r}; choose from {VARIANTS}")
+        self.variant = "single" if generator == "linear" else variant
+        self.name = "asmg-linear" if generator == "linear" else f"asmg-gru-{variant}"
+        self.k, self.meta_epochs = k, meta_epochs
+        specs = param_specs(model)
+        self.generator = (generators.LinearGenerator(specs, num_steps=k) if generator == "linear"
+                          else generators.CoordinateGRUGenerator(specs, hidden_size))
+        self.generator.build(None)  # weights and optimizer slots exist before a restore
+        self.meta_optimizer = tf.keras.optimizers.Adam(meta_learning_rate)
+        self.meta_optimizer.build(self.generator.trainable_variables)
+        self.probe = clone(model)
+        # The window of recent base models (fixed slots, `filled` of them in use) and the
+        # hidden state before its first one: variables, so that checkpoints carry them.
+        capacity = max_periods if self.variant == "full" else k
+        self.slots = [[tf.Variable(tf.zeros_like(v), trainable=False)
+                       for v in model.trainable_variables] for _ in range(capacity)]
+        self.filled = tf.Variable(0, trainable=False)
+        self.state = [tf.Variable(s, trainable=False) for s in self.generator.initial_state()]
+
+    # -- the period step
+    def pretrain(self, source, periods, epochs: int = 1) -> float:
+        loss = super().pretrain(source, periods, epochs)
+        self._push(self.model.trainable_variables)  # the pre-trained model opens the history
+        return loss
+
+    def update(self, source, i: int) -> float:
+        loss = super().update(source, i)  # the base model: theta_i
+        if int(self.filled):
+            for _ in range(self.meta_epochs):
+                self._train_generator(source, i)
+            if int(self.filled) == len(self.slots) and self.variant not in ("full", "zero"):
+                self._advance_state()
+        self._push(self.model.trainable_variables)
+        return loss
+
+    def serving_weights(self) -> list:
+        outputs, _ = self.generator(self._sequence(), self._start_state())
+        return outputs[-1]
+
+    def checkpoint_items(self) -> dict:
+        items = super().checkpoint_items()
+        items.update(generator=self.generator, meta_optimizer=self.meta_optimizer,
+                     state=self.state, window=self.slots, window_size=self.filled)
+        return items
+
+    # -- internals
+    def _sequence(self) -> list:
+        return [list(slot) for slot in self.slots[:int(self.filled)]]
+
+    def _start_state(self) -> list:
+        if self.variant in ("full", "zero"):
+            return self.generator.initial_state()
+        return list(self.state)
+
+    def _push(self, values) -> None:
+        """Appends a snapshot; a full window drops its oldest."""
+        n = int(self.filled)
+        if n == len(self.slots):
+            for older, newer in zip(self.slots, self.slots[1:]):
+                copy_weights(newer, older)
+            n -= 1
+        copy_weights(values, self.slots[n])
+        self.filled.assign(n + 1)
+
+    def _advance_state(self) -> None:
+        """Moves the state past the snapshot about to leave the window."""
+        _, state = self.generator([list(self.slots[0])], list(self.state))
+        for variable, value in zip(self.state, state):
+            variable.assign(value)
+
+    def _train_generator(self, source, i: int) -> None:
+        """One pass over period i: each window output is scored on the period after its
+        input (the last one on period i) and the generator follows the weighted loss."""
+        steps = int(self.filled)
+        weights = step_weights(self.variant, steps)
+        targets = [i - steps + 1 + s for s in range(steps)]
+        active = [s for s in range(steps) if weights[s] > 0]
+        newest = source.periods([i])
+        older = [source.periods([targets[s]]).repeat() for s in active[:-1]]
+        for batches in zip(*older, newest) if older else ((b,) for b in newest):
+            self._generator_step(dict(zip(active, batches)), weights)
+
+    def _generator_step(self, batches: dict, weights: list) -> None:
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs, _ = self.generator(self._sequence(), self._start_state())
+        targets, output_gradients = [], []
+        for s, batch in batches.items():
+            copy_weights(outputs[s], self.probe.trainable_variables)
+            with tf.GradientTape() as probe_tape:
+                loss = bce_loss(self.probe(batch, training=True), batch["label"])
+            grads = probe_tape.gradient(loss, self.probe.trainable_variables)
+            targets.extend(outputs[s])
+            output_gradients.extend(tf.convert_to_tensor(g) * weights[s] for g in grads)
+        gradients = tape.gradient(targets, variables, output_gradients=output_gradients)
+        self.meta_optimizer.apply_gradients(zip(gradients, variables))
+
+
+def from_method(model, method: str, k: int = 3, hidden_size: int = 4, **kwargs) -> ASMG:
+    if method == "asmg-linear":
+        return ASMG(model, generator="linear", k=k, **kwargs)
+    variant = method.removeprefix("asmg-gru-")
+    return ASMG(model, generator="gru", variant=variant, k=k, hidden_size=hidden_size,
+                **kwargs)
+
+
+METHODS = ("asmg-linear",) + tuple(f"asmg-gru-{v}" for v in VARIANTS)

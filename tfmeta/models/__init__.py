@@ -1,0 +1,1 @@
+"""Models: the base recommenders that update strategies and meta-learners train."""

@@ -1,0 +1,1 @@
+"""Training drivers: run a method over a period dataset and score it."""

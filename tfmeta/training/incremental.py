@@ -1,0 +1,189 @@
+"""The incremental driver of protocol B (PROTOCOLS.md B.4).
+
+Pre-train on periods 1-10; for i = 11..30, update the base model on period i starting
+from model i-1, then score the parameters the method serves on period i+1. Every
+period's base model is kept as a tf.train.Checkpoint (the model history); a run that is
+killed resumes from its last completed period and ends with the same metrics as an
+uninterrupted run with the same seed.
+
+    RUN_DIR/metrics.json        protocol, dataset, method, seed, seconds, val, test,
+                                per_period, options
+    RUN_DIR/progress.json       per-period figures so far (the resume point)
+    RUN_DIR/history/            the base model after each period
+    RUN_DIR/checkpoints/        model + strategy state after the last completed period
+    RUN_DIR/tensorboard/        scalars per period
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from tfmeta.data.periods import PeriodDataset
+from tfmeta.evaluation.metrics import CtrAccumulator
+from tfmeta.meta import asmg, incremental
+from tfmeta.models.embedding_mlp import EmbeddingMLP
+
+PRETRAIN = list(range(1, 11))
+UPDATES = list(range(11, 31))
+VALIDATION = [22, 23, 24]  # scored periods i + 1
+TEST = list(range(25, 32))
+
+
+@dataclasses.dataclass
+class IncrementalOptions:
+    method: str = "iu"
+    seed: int = 0
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    epochs: int = 1               # passes over each period's data
+    pretrain_epochs: int = 1      # passes over periods 1-10
+    embedding_dim: int = 8
+    incctr_lambda: float = 0.5
+    k: int = 3                    # ASMG: models in the generator's window
+    hidden_size: int = 4          # ASMG-GRU: hidden units per coordinate
+    meta_learning_rate: float = 1e-3
+
+
+def make_strategy(model, options: IncrementalOptions):
+    """A strategy object from its METHOD name (`iu`, `bu-3`, `incctr`, ...)."""
+    common = dict(learning_rate=options.learning_rate, epochs=options.epochs)
+    method = options.method
+    if method == "iu":
+        return incremental.UpdateStrategy(model, **common)
+    if method.startswith("bu-") and method[3:].isdigit():
+        return incremental.BatchUpdate(model, window=int(method[3:]), **common)
+    if method == "incctr":
+        return incremental.IncCTR(model, lambda_=options.incctr_lambda, **common)
+    if method in asmg.METHODS:
+        return asmg.from_method(model, method, k=options.k, hidden_size=options.hidden_size,
+                                meta_learning_rate=options.meta_learning_rate, **common)
+    raise ValueError(f"unknown method {method!r}; protocol B methods: {', '.join(METHODS)}")
+
+
+METHODS = ("iu", "bu-3", "bu-5", "bu-7", "incctr") + asmg.METHODS
+
+
+class Periods:
+    """tf.data of one or several periods, shuffled with a seed fixed per period so
+    that a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, data: PeriodDataset, batch_size: int, seed: int):
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+
+    def periods(self, indices: Sequence[int], shuffle: bool = True) -> tf.data.Dataset:
+        seed = self.seed * 1000 + max(indices) if shuffle else None
+        return self.data.dataset(periods=list(indices), batch_size=self.batch_size,
+                                 shuffle=shuffle, seed=seed)
+
+
+def predictor(model: tf.keras.Model):
+    """The model's probabilities as one tf.function, traced once per run."""
+    return tf.function(lambda batch: tf.sigmoid(model(batch, training=False)),
+                       reduce_retracing=True)
+
+
+def evaluate(predict, dataset: tf.data.Dataset) -> dict:
+    """AUC and LogLoss (PROTOCOLS.md B.5) of a predictor over a dataset."""
+    scores = CtrAccumulator()
+    for batch in dataset:
+        scores.update(batch["label"].numpy(), predict(batch).numpy())
+    return scores.result()
+
+
+def _mean(rows, periods, key):
+    values = [r[key] for r in rows if r["period"] in periods]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _write_json(path: str, value) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)  # never a half-written file where a reader looks
+
+
+def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
+                      resume: bool = False) -> dict:
+    """Runs one method over protocol B periods; returns (and writes) metrics.json."""
+    data = PeriodDataset(periods_dir)
+    if data.protocol != "b":
+        raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
+                         "incremental CTR methods need protocol B (--protocol b)")
+    if len(data.periods) < 31:
+        raise ValueError(f"protocol B needs 31 periods, {periods_dir} has {len(data.periods)}")
+    progress_path = os.path.join(out, "progress.json")
+    if os.path.exists(progress_path) and not resume:
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+    os.makedirs(out, exist_ok=True)
+    tf.keras.utils.set_random_seed(options.seed)
+    tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
+
+    model = EmbeddingMLP.from_period_dataset(data, embedding_dim=options.embedding_dim)
+    serving_model = incremental.clone(model)
+    predict = predictor(serving_model)
+    strategy = make_strategy(model, options)
+    source = Periods(data, options.batch_size, options.seed)
+    done = tf.Variable(0, dtype=tf.int64, name="completed_period")
+    checkpoint = tf.train.Checkpoint(model=model, done=done, **strategy.checkpoint_items())
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), 1)
+    history = tf.train.Checkpoint(model=model)
+    state = {"per_period": [], "seconds": 0.0}
+    if resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        with open(progress_path) as f:
+            state = json.load(f)
+    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
+    started = time.time() - state["seconds"]
+
+    def known_through(i):
+        entry = data.select([i])[0]
+        model.set_known(entry["users_seen"], entry["items_seen"])
+
+    def complete(i, loss, scores=None):
+        done.assign(i)
+        history.write(os.path.join(out, "history", f"period-{i:03d}"))
+        if scores is not None:
+            state["per_period"].append({"period": i + 1, "train_loss": loss, **scores})
+            with writer.as_default(step=i + 1):
+                for key, value in scores.items():
+                    tf.summary.scalar(f"test/{key}", value)
+                tf.summary.scalar("train/loss", loss)
+        state["seconds"] = time.time() - started
+        manager.save()
+        _write_json(progress_path, state)
+
+    if int(done) < PRETRAIN[-1]:
+        known_through(PRETRAIN[-1])
+        loss = strategy.pretrain(source, PRETRAIN, options.pretrain_epochs)
+        complete(PRETRAIN[-1], loss)
+    bar = tqdm([i for i in UPDATES if i > int(done)], desc=f"{options.method} periods",
+               disable=None)
+    for i in bar:
+        known_through(i)
+        loss = strategy.update(source, i)
+        incremental.copy_weights(strategy.serving_weights(), serving_model.trainable_variables)
+        serving_model.set_known(*[int(v) for v in (model.known_users, model.known_items)])
+        scores = evaluate(predict, source.periods([i + 1], shuffle=False))
+        bar.set_postfix(auc=f"{scores['auc']:.4f}", logloss=f"{scores['logloss']:.4f}")
+        complete(i, loss, scores)
+
+    rows = state["per_period"]
+    metrics = {
+        "protocol": "b", "dataset": data.manifest.get("dataset"), "method": options.method,
+        "seed": options.seed, "seconds": round(state["seconds"], 2),
+        "val": {k: _mean(rows, VALIDATION, k) for k in ("auc", "logloss")},
+        "test": {k: _mean(rows, TEST, k) for k in ("auc", "logloss")},
+        "per_period": [{"period": r["period"], "auc": r["auc"], "logloss": r["logloss"]}
+                       for r in rows],
+        "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
+    }
+    _write_json(os.path.join(out, "metrics.json"), metrics)
+    return metrics
