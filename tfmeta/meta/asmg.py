@@ -26,6 +26,8 @@ exact gradient, and it works for any Keras model.
 """
 from __future__ import annotations
 
+import time
+
 import tensorflow as tf
 
 from tfmeta.meta import generators
@@ -71,7 +73,9 @@ class ASMG(UpdateStrategy):
         self.generator.build(None)  # weights and optimizer slots exist before a restore
         self.meta_optimizer = tf.keras.optimizers.Adam(meta_learning_rate)
         self.meta_optimizer.build(self.generator.trainable_variables)
+        self._meta_step = tf.function(self._generator_step, reduce_retracing=True)
         self.probe = clone(model)
+        self.meta_seconds = 0.0
         # The window of recent base models (fixed slots, `filled` of them in use) and the
         # hidden state before its first one: variables, so that checkpoints carry them.
         capacity = max_periods if self.variant == "full" else k
@@ -88,9 +92,11 @@ class ASMG(UpdateStrategy):
 
     def update(self, source, i: int) -> float:
         loss = super().update(source, i)  # the base model: theta_i
+        tick = time.perf_counter()
         if int(self.filled):
             for _ in range(self.meta_epochs):
                 self._train_generator(source, i)
+        self.meta_seconds = time.perf_counter() - tick  # the generator's training time
             if int(self.filled) == len(self.slots) and self.variant not in ("full", "zero"):
                 self._advance_state()
         self._push(self.model.trainable_variables)
@@ -141,14 +147,17 @@ class ASMG(UpdateStrategy):
         newest = source.periods([i])
         older = [source.periods([targets[s]]).repeat() for s in active[:-1]]
         for batches in zip(*older, newest) if older else ((b,) for b in newest):
-            self._generator_step(dict(zip(active, batches)), weights)
+            self._meta_step(batches, tuple(active), tuple(weights), steps)
 
-    def _generator_step(self, batches: dict, weights: list) -> None:
+    def _generator_step(self, batches: tuple, active: tuple, weights: tuple,
+                        steps: int) -> None:
+        """One meta-gradient step (traced once per window length)."""
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            outputs, _ = self.generator(self._sequence(), self._start_state())
+            sequence = [list(slot) for slot in self.slots[:steps]]
+            outputs, _ = self.generator(sequence, self._start_state())
         targets, output_gradients = [], []
-        for s, batch in batches.items():
+        for s, batch in zip(active, batches):
             copy_weights(outputs[s], self.probe.trainable_variables)
             with tf.GradientTape() as probe_tape:
                 loss = bce_loss(self.probe(batch, training=True), batch["label"])

@@ -147,11 +147,12 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         entry = data.select([i])[0]
         model.set_known(entry["users_seen"], entry["items_seen"])
 
-    def complete(i, loss, scores=None):
+    def complete(i, loss, scores=None, timing=None):
         done.assign(i)
         history.write(os.path.join(out, "history", f"period-{i:03d}"))
         if scores is not None:
-            state["per_period"].append({"period": i + 1, "train_loss": loss, **scores})
+            state["per_period"].append({"period": i + 1, "train_loss": loss, **scores,
+                                        **(timing or {})})
             with writer.as_default(step=i + 1):
                 for key, value in scores.items():
                     tf.summary.scalar(f"test/{key}", value)
@@ -168,12 +169,15 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                disable=None)
     for i in bar:
         known_through(i)
+        tick = time.perf_counter()
         loss = strategy.update(source, i)
+        timing = {"update_seconds": time.perf_counter() - tick,
+                  "meta_seconds": getattr(strategy, "meta_seconds", 0.0)}
         incremental.copy_weights(strategy.serving_weights(), serving_model.trainable_variables)
         serving_model.set_known(*[int(v) for v in (model.known_users, model.known_items)])
         scores = evaluate(predict, source.periods([i + 1], shuffle=False))
         bar.set_postfix(auc=f"{scores['auc']:.4f}", logloss=f"{scores['logloss']:.4f}")
-        complete(i, loss, scores)
+        complete(i, loss, scores, timing)
 
     rows = state["per_period"]
     metrics = {
@@ -181,8 +185,9 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         "seed": options.seed, "seconds": round(state["seconds"], 2),
         "val": {k: _mean(rows, VALIDATION, k) for k in ("auc", "logloss")},
         "test": {k: _mean(rows, TEST, k) for k in ("auc", "logloss")},
-        "per_period": [{"period": r["period"], "auc": r["auc"], "logloss": r["logloss"]}
-                       for r in rows],
+        "per_period": [{"period": r["period"], "auc": r["auc"], "logloss": r["logloss"],
+                        "update_seconds": r["update_seconds"],
+                        "meta_seconds": r["meta_seconds"]} for r in rows],
         "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
     }
     _write_json(os.path.join(out, "metrics.json"), metrics)
