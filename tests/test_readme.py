@@ -1,4 +1,5 @@
 """The README's Quick start is what CI and new users run: keep it honest."""
+import json
 import pathlib
 import subprocess
 import sys
@@ -30,8 +31,11 @@ def test_quickstart_builds_both_protocols_and_prints_summaries(tmp_path, capsys,
     out = capsys.readouterr().out
     assert "protocol A · movielens-100k" in out and "protocol B · movielens-100k" in out
     assert "test instances: 3,715" in out and "period-031" in out
+    assert "asmg-gru-multi" in out and "test AUC" in out
     assert (tmp_path / "periods-a" / "manifest.json").exists()
     assert (tmp_path / "periods-b" / "manifest.json").exists()
+    metrics = json.loads((tmp_path / "run-iu" / "metrics.json").read_text())
+    assert 0.6 < metrics["test"]["auc"] < 1
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script

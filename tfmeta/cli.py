@@ -106,7 +106,8 @@ def _train(args) -> int:
 
 
 def _quickstart(args) -> int:
-    """The main job: MovieLens-100K fetched, then both protocols' periods built."""
+    """The main job: MovieLens-100K fetched, both protocols' periods built, and the
+    protocol B methods trained, scored and compared."""
     from pipelines.options import BuildOptions
     from tfmeta.data import registry
     from tfmeta.data.periods import summarize
@@ -119,7 +120,26 @@ def _quickstart(args) -> int:
                                       seed=args.seed, overwrite=True,
                                       data_dir=args.data_dir, cache_dir=args.cache_dir))
         print(summarize(manifest))
+    from tfmeta.training.incremental import IncrementalOptions, train_incremental
+    rows = []
+    for method in args.methods:
+        print(f"\ntraining {method} over the protocol B periods ...", flush=True)
+        rows.append(train_incremental(
+            os.path.join(args.out, "periods-b"), os.path.join(args.out, f"run-{method}"),
+            IncrementalOptions(method=method, seed=args.seed), resume=True))
+    print(results_table(rows))
     return 0
+
+
+def results_table(runs: Sequence[dict]) -> str:
+    """Protocol B runs side by side: validation and test AUC / LogLoss, time."""
+    lines = [f"\n{'method':<18} {'val AUC':>8} {'val LL':>8} {'test AUC':>9} {'test LL':>8} "
+             f"{'seconds':>8}"]
+    for m in runs:
+        lines.append(f"{m['method']:<18} {m['val']['auc']:>8.4f} {m['val']['logloss']:>8.4f} "
+                     f"{m['test']['auc']:>9.4f} {m['test']['logloss']:>8.4f} "
+                     f"{m['seconds']:>8.0f}")
+    return "\n".join(lines)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -205,6 +225,8 @@ def make_parser() -> argparse.ArgumentParser:
     quick.add_argument("--dataset", default="movielens-100k")
     quick.add_argument("--out", default="runs/quickstart")
     quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--methods", nargs="+", default=["iu", "asmg-gru-multi"],
+                       help="protocol B methods to train and compare")
     _add_data_location(quick)
     quick.set_defaults(run=_quickstart)
     return parser

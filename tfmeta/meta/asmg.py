@@ -96,9 +96,9 @@ class ASMG(UpdateStrategy):
         if int(self.filled):
             for _ in range(self.meta_epochs):
                 self._train_generator(source, i)
-        self.meta_seconds = time.perf_counter() - tick  # the generator's training time
             if int(self.filled) == len(self.slots) and self.variant not in ("full", "zero"):
                 self._advance_state()
+        self.meta_seconds = time.perf_counter() - tick  # the generator's training time
         self._push(self.model.trainable_variables)
         return loss
 
