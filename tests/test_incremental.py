@@ -151,6 +151,38 @@ def test_asmg_variants_keep_their_window_and_state(small_periods, method, window
     assert all(np.abs(h).sum() == 0 for h in _values(strategy.state)) == zero_state
 
 
+@pytest.fixture(scope="module")
+def abrupt_change(tmp_path_factory):
+    """31 periods of explicit ratings: items of class 0 are liked until period 15, items
+    of class 1 from period 16 on (class 2 never)."""
+    root = tmp_path_factory.mktemp("drift")
+    rng = random.Random(0)
+    with open(root / "log.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user", "item", "ts", "rating"])
+        for row in range(31 * 600):
+            liked_class = 0 if row // 600 < 15 else 1
+            item = rng.randrange(60)
+            writer.writerow([f"u{rng.randrange(100)}", f"i{item}", 1_600_000_000 + row * 60,
+                             5 if item % 3 == liked_class else 1])
+    out = str(root / "periods")
+    build_reference(BuildOptions(input=str(root / "log.csv"), out=out, protocol="b",
+                                 columns="user=user,item=item,ts=ts,rating=rating"))
+    return out
+
+
+@pytest.mark.parametrize("method", ["iu", "asmg-gru-multi"])
+def test_a_preference_change_is_followed(tmp_path, abrupt_change, method):
+    """The expected course over time: right before the change, right after it (the
+    served model still predicts the old taste, so the order inverts), and recovered."""
+    metrics = train_incremental(abrupt_change, str(tmp_path / method),
+                                IncrementalOptions(method=method, batch_size=32))
+    auc = {r["period"]: r["auc"] for r in metrics["per_period"]}
+    assert min(auc[p] for p in (13, 14, 15)) > 0.95
+    assert auc[16] < 0.5
+    assert min(auc[p] for p in (29, 30, 31)) > 0.95
+
+
 def test_step_weights():
     assert asmg.step_weights("single", 3) == [0, 0, 1]
     assert asmg.step_weights("multi", 3) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
