@@ -96,7 +96,9 @@ def _train(args) -> int:
     options = IncrementalOptions(method=args.method, seed=args.seed, epochs=args.epochs,
                                  batch_size=args.batch_size,
                                  learning_rate=args.learning_rate,
-                                 embedding_dim=args.embedding_dim)
+                                 embedding_dim=args.embedding_dim, k=args.k,
+                                 hidden_size=args.hidden_size,
+                                 meta_learning_rate=args.meta_learning_rate)
     metrics = train_incremental(args.periods, args.out, options, resume=args.resume)
     print(f"{metrics['method']} on {metrics['dataset']} (seed {metrics['seed']}): "
           f"validation AUC {metrics['val']['auc']:.4f} LogLoss {metrics['val']['logloss']:.4f}"
@@ -219,6 +221,10 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--embedding-dim", type=int, default=8)
+    train.add_argument("--k", type=int, default=3, help="ASMG: base models in the window")
+    train.add_argument("--hidden-size", type=int, default=4, help="ASMG-GRU hidden units")
+    train.add_argument("--meta-learning-rate", type=float, default=1e-3,
+                       help="ASMG: the generator's learning rate")
     train.set_defaults(run=_train)
 
     quick = commands.add_parser("quickstart", help="the main job on MovieLens-100K")
