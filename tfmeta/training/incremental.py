@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.metrics import CtrAccumulator
-from tfmeta.meta import asmg, incremental
+from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 
 PRETRAIN = list(range(1, 11))
@@ -64,10 +64,15 @@ def make_strategy(model, options: IncrementalOptions):
     if method in asmg.METHODS:
         return asmg.from_method(model, method, k=options.k, hidden_size=options.hidden_size,
                                 meta_learning_rate=options.meta_learning_rate, **common)
+    if method == "spmf":
+        return spmf.SPMF(model, seed=options.seed, **common)
+    if method == "sml":
+        return sml.SML(model, meta_learning_rate=options.meta_learning_rate,
+                       seed=options.seed, **common)
     raise ValueError(f"unknown method {method!r}; protocol B methods: {', '.join(METHODS)}")
 
 
-METHODS = ("iu", "bu-3", "bu-5", "bu-7", "incctr") + asmg.METHODS
+METHODS = ("iu", "bu-3", "bu-5", "bu-7", "incctr") + asmg.METHODS + ("spmf", "sml")
 
 
 class Periods:
