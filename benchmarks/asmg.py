@@ -1,0 +1,849 @@
+"""ASMG, Table 1 and Figure 3: every protocol B method over several seeds, against IU.
+
+    python -m benchmarks.asmg                                 # movielens-100k and yelp-a
+    python -m benchmarks.asmg --datasets movielens-100k       # one dataset (~20 min)
+    python -m benchmarks.asmg --resume                        # continue a killed benchmark
+    python -m benchmarks.asmg --quick                         # smoke run (~1 min)
+
+For each dataset the protocol B periods are built once into RUNS_DIR/periods/<dataset>
+(`pipelines.periods.build_periods`; reused when its manifest exists). Then every
+(method, seed) pair is one run of
+
+    sys.executable -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR
+
+in its own subprocess, `--workers` of them at a time, each with the method's defaults
+(nothing is tuned, least of all on test periods). The benchmark reads every run's
+metrics.json and writes
+
+    benchmarks/results/asmg.md                          the table, the claim, timing
+    benchmarks/results/asmg.json                        raw figures and every run's metrics
+    benchmarks/results/asmg-per-period-<dataset>.png    test AUC per period (Figure 3)
+
+(`asmg-quick*` with --quick). A later invocation on other datasets adds its datasets
+to asmg.json / asmg.md and keeps the ones it did not run; a dataset run again is
+replaced. Runs live in RUNS_DIR/<dataset>/<method>/seed-<n>; with --resume a run whose
+metrics.json exists is reused, and one that was killed part-way is continued with
+`tfmeta train --resume` (which ends with the metrics of an uninterrupted run).
+"""
+import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import concurrent.futures  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import glob  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from importlib import metadata  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from tfmeta.evaluation.metrics import relative_change  # noqa: E402
+
+DATASETS = ("movielens-100k", "yelp-a")
+SEEDS = (0, 1, 2)
+QUICK = {"datasets": ("movielens-100k",), "methods": ("iu", "asmg-gru-multi"), "seeds": (0,)}
+REFERENCE = "iu"                 # relative changes are against incremental update
+CLAIMED = "asmg-gru-multi"       # the method the paper's Table 1 puts first
+FULL = "asmg-gru-full"           # its variant over the whole model history
+PAPER_AUC_GAIN = (0.009, 0.014)  # ASMG-GRU-multi over IU, relative test AUC, per dataset
+PAPER_META_RATIO = (6.5, 7.0)    # generator training time, full / multi, last period
+TIMING_PERIOD = 31               # per_period entry of the update on period 30
+FIRST_SCORED = 12
+VALIDATION = (22, 23, 24)        # PROTOCOLS.md B.4 (scored periods i + 1)
+TEST = tuple(range(25, 32))
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+RUNS_DIR = os.path.join(ROOT, "runs", "asmg")
+RUN_RECORD = "benchmark-run.json"   # process figures of a run, beside its metrics.json
+
+
+# ------------------------------------------------------------------ machine and sources
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = None
+    return {
+        "cpu_model": model,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "memory_bytes": memory,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": version("tensorflow"),
+        "tf_keras": version("tf-keras"),
+        "numpy": version("numpy"),
+        "matplotlib": version("matplotlib"),
+        "tfmeta": tfmeta.__version__,
+    }
+
+
+def gpus_seen() -> int:
+    import tensorflow as tf
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def source_digest() -> str:
+    """A short digest of tfmeta/**/*.py: the code a run about to start will import.
+    Others edit the library while benchmarks run; runs of one table should agree."""
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(ROOT, "tfmeta", "**", "*.py"), recursive=True)):
+        digest.update(os.path.relpath(path, ROOT).encode())
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:12]
+
+
+# ------------------------------------------------------------------ periods and runs
+
+def ensure_periods(dataset: str, runs_dir: str) -> dict:
+    """The protocol B periods of a dataset, built once; returns path and summary."""
+    from tfmeta.data.periods import MANIFEST
+    out = os.path.join(runs_dir, "periods", dataset)
+    path = os.path.join(out, MANIFEST)
+    built_seconds = None
+    if not os.path.exists(path):
+        from pipelines.options import BuildOptions
+        from pipelines.periods import build_periods
+        print(f"building protocol B periods of {dataset} into {out} ...", file=sys.stderr,
+              flush=True)
+        started = time.perf_counter()
+        # A folder without a manifest is not a finished build (builds publish atomically).
+        build_periods(BuildOptions(input=dataset, protocol="b", out=out,
+                                   overwrite=os.path.exists(out)))
+        built_seconds = time.perf_counter() - started
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if manifest.get("protocol") != "b" or manifest.get("dataset") != dataset:
+        raise SystemExit(f"{out} holds protocol {manifest.get('protocol')} periods of "
+                         f"{manifest.get('dataset')}, not protocol b of {dataset}; "
+                         "remove it or choose another --runs-dir")
+    return {"path": out, "built_seconds": built_seconds,
+            "rows_out": manifest.get("rows_out"),
+            "periods": len(manifest.get("periods", [])),
+            "rows_per_period": [p.get("rows") for p in manifest.get("periods", [])],
+            "positives": sum(p.get("positives") or 0 for p in manifest.get("periods", [])),
+            "vocab": manifest.get("vocab", {}).get("sizes")}
+
+
+@dataclasses.dataclass
+class Run:
+    dataset: str
+    method: str
+    seed: int
+    out: str
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.out, "metrics.json")
+
+    @property
+    def partial(self) -> bool:
+        return os.path.exists(os.path.join(self.out, "progress.json"))
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.method}/seed-{self.seed}"
+
+
+def _read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_json(path: str, value) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def train(run: Run, periods: str, workers: int) -> dict:
+    """One `tfmeta train` in a subprocess; returns its process figures and metrics."""
+    cmd = [sys.executable, "-m", "tfmeta.cli", "train", "--periods", periods,
+           "--method", run.method, "--out", run.out, "--seed", str(run.seed)]
+    resumed = run.partial
+    if resumed:
+        cmd.append("--resume")
+    os.makedirs(run.out, exist_ok=True)
+    record = {"command": shlex.join(cmd), "resumed": resumed, "source": source_digest(),
+              "workers": workers, "loadavg_before": list(os.getloadavg()),
+              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                  timespec="seconds")}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    started = time.perf_counter()
+    with open(os.path.join(run.out, "train.log"), "a", encoding="utf-8") as log:
+        log.write(f"$ {record['command']}\n")
+        log.flush()
+        process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                   env=env)
+        # wait4 rather than wait: it also gives this child's own CPU time and peak RSS.
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    record.update({
+        "returncode": process.returncode,
+        "process_seconds": time.perf_counter() - started,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "max_rss_bytes": usage.ru_maxrss * 1024,
+        "loadavg_after": list(os.getloadavg()),
+    })
+    if process.returncode == 0 and os.path.exists(run.metrics_path):
+        _write_json(os.path.join(run.out, RUN_RECORD), record)
+    return record
+
+
+def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
+    metrics = _read_json(run.metrics_path)
+    expected = {"method": run.method, "seed": run.seed, "dataset": run.dataset,
+                "periods": os.path.abspath(periods)}
+    wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
+    if wrong:
+        raise SystemExit(f"{run.metrics_path} does not belong to {run.name} on {periods}: "
+                         f"{wrong}; remove the run folder or choose another --runs-dir")
+    if record is None:
+        path = os.path.join(run.out, RUN_RECORD)
+        record = _read_json(path) if os.path.exists(path) else {}
+    return {"dataset": run.dataset, "method": run.method, "seed": run.seed,
+            "run_dir": os.path.relpath(run.out, ROOT), "process": record,
+            "metrics": metrics}
+
+
+# ------------------------------------------------------------------ summaries
+
+def _stats(values) -> dict:
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not values:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"mean": float(np.mean(values)), "std": std, "n": len(values), "values": values}
+
+
+def _per_period(metrics: dict) -> dict:
+    return {r["period"]: r for r in metrics["per_period"]}
+
+
+def summarize(runs: list, methods: list) -> dict:
+    """Per method: Table 1 figures, per-period means and timing (one dataset)."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["method"], {})[r["seed"]] = r["metrics"]
+    methods = [m for m in methods if m in by]
+    iu = by.get(REFERENCE, {})
+    periods = sorted({p for r in runs for p in _per_period(r["metrics"])})
+    table, per_period, timing = {}, {}, {}
+    for m in methods:
+        seeds = sorted(by[m])
+        common = [s for s in seeds if s in iu]
+        runs_m = [by[m][s] for s in seeds]
+        row = {
+            "seeds": seeds,
+            "test_auc": _stats(x["test"]["auc"] for x in runs_m),
+            "test_logloss": _stats(x["test"]["logloss"] for x in runs_m),
+            "val_auc": _stats(x["val"]["auc"] for x in runs_m),
+            "val_logloss": _stats(x["val"]["logloss"] for x in runs_m),
+            "rel_test_auc": _stats(relative_change(by[m][s]["test"]["auc"],
+                                                   iu[s]["test"]["auc"]) for s in common),
+            "rel_test_logloss": _stats(relative_change(by[m][s]["test"]["logloss"],
+                                                       iu[s]["test"]["logloss"])
+                                       for s in common),
+            "seconds": _stats(x["seconds"] for x in runs_m),
+        }
+        iu_seconds = _stats(iu[s]["seconds"] for s in common)["mean"]
+        row["seconds_over_iu"] = (np.mean([by[m][s]["seconds"] for s in common]) / iu_seconds
+                                  if common and iu_seconds else None)
+        table[m] = row
+
+        pp = [_per_period(x) for x in runs_m]
+        per_period[m] = {
+            "periods": periods,
+            "auc": [_stats(p[q]["auc"] for p in pp if q in p)["mean"] for q in periods],
+            "logloss": [_stats(p[q]["logloss"] for p in pp if q in p)["mean"] for q in periods],
+            # the same seed's IU on the same period, averaged over seeds
+            "auc_minus_iu": [_stats(_per_period(by[m][s])[q]["auc"]
+                                    - _per_period(iu[s])[q]["auc"]
+                                    for s in common if q in _per_period(by[m][s])
+                                    and q in _per_period(iu[s]))["mean"] for q in periods],
+        }
+
+        update = [float(np.mean([r["update_seconds"] for r in x["per_period"]]))
+                  for x in runs_m]
+        meta = [float(np.mean([r["meta_seconds"] for r in x["per_period"]])) for x in runs_m]
+        meta_last = [p[TIMING_PERIOD]["meta_seconds"] for p in pp if TIMING_PERIOD in p]
+        update_last = [p[TIMING_PERIOD]["update_seconds"] for p in pp if TIMING_PERIOD in p]
+        timing[m] = {"update_seconds_mean": _stats(update),
+                     "meta_seconds_mean": _stats(meta),
+                     "update_seconds_last": _stats(update_last),
+                     "meta_seconds_last": _stats(meta_last)}
+    if REFERENCE in timing:
+        ref = timing[REFERENCE]["update_seconds_mean"]["mean"]
+        for m in timing:
+            timing[m]["update_over_iu"] = (timing[m]["update_seconds_mean"]["mean"] / ref
+                                           if ref else None)
+    ratio = None
+    if FULL in timing and CLAIMED in timing:
+        full, multi = by[FULL], by[CLAIMED]
+        paired = [_per_period(full[s])[TIMING_PERIOD]["meta_seconds"]
+                  / _per_period(multi[s])[TIMING_PERIOD]["meta_seconds"]
+                  for s in sorted(set(full) & set(multi))
+                  if _per_period(multi[s]).get(TIMING_PERIOD, {}).get("meta_seconds")]
+        ratio = {"of_means": (timing[FULL]["meta_seconds_last"]["mean"]
+                              / timing[CLAIMED]["meta_seconds_last"]["mean"]
+                              if timing[CLAIMED]["meta_seconds_last"]["mean"] else None),
+                 "per_seed": _stats(paired),
+                 "update_of_means": (timing[FULL]["update_seconds_last"]["mean"]
+                                     / timing[CLAIMED]["update_seconds_last"]["mean"])}
+    return {"methods": methods, "table": table, "best": best_per_column(table),
+            "per_period": per_period, "timing": timing, "full_over_multi_meta": ratio}
+
+
+# column -> (key in the table row, True if higher is better)
+COLUMNS = {"test_auc": True, "test_logloss": False, "rel_test_auc": True,
+           "rel_test_logloss": False, "val_auc": True, "seconds": False}
+
+
+def best_per_column(table: dict) -> dict:
+    best = {}
+    for column, higher in COLUMNS.items():
+        values = {m: row[column]["mean"] for m, row in table.items()
+                  if row[column]["mean"] is not None}
+        if column.startswith("rel_"):
+            values.pop(REFERENCE, None)  # IU's change against itself is 0 by definition
+        if values:
+            target = (max if higher else min)(values.values())
+            best[column] = sorted(m for m, v in values.items() if v == target)
+    return best
+
+
+def judge_claim(summary: dict) -> dict:
+    """Does ASMG-GRU-multi beat IU and every baseline in mean test AUC and LogLoss?"""
+    table, pp = summary["table"], summary["per_period"]
+    if CLAIMED not in table or REFERENCE not in table:
+        return {"verdict": "not evaluated",
+                "why": f"needs both {CLAIMED} and {REFERENCE} in --methods"}
+    baselines = [m for m in table if not m.startswith("asmg-")]
+    variants = [m for m in table if m.startswith("asmg-") and m != CLAIMED]
+    mine = table[CLAIMED]
+    auc, logloss = mine["test_auc"]["mean"], mine["test_logloss"]["mean"]
+    best_auc = max(baselines, key=lambda m: table[m]["test_auc"]["mean"])
+    best_ll = min(baselines, key=lambda m: table[m]["test_logloss"]["mean"])
+    beats_auc = auc > table[best_auc]["test_auc"]["mean"]
+    beats_ll = logloss < table[best_ll]["test_logloss"]["mean"]
+    rel = mine["rel_test_auc"]["mean"]
+    # Seed by seed: does multi beat the strongest baseline (by mean AUC) on that seed?
+    seeds = [s for s in mine["seeds"] if s in table[best_auc]["seeds"]]
+    auc_by_seed = dict(zip(mine["seeds"], mine["test_auc"]["values"]))
+    rival_by_seed = dict(zip(table[best_auc]["seeds"], table[best_auc]["test_auc"]["values"]))
+    seed_wins = sum(auc_by_seed[s] > rival_by_seed[s] for s in seeds)
+    iu_wins = sum(v > 0 for v in mine["rel_test_auc"]["values"])
+    rank_auc = 1 + sum(table[m]["test_auc"]["mean"] > auc for m in table)
+    rank_ll = 1 + sum(table[m]["test_logloss"]["mean"] < logloss for m in table)
+    stds = [s for s in (mine["test_auc"]["std"], table[best_auc]["test_auc"]["std"]) if s]
+    noise = max(stds) if stds else None
+    gap = auc - table[best_auc]["test_auc"]["mean"]
+    if beats_auc and beats_ll:
+        verdict = "supported"
+    elif beats_auc or beats_ll:
+        verdict = "partly supported"
+    else:
+        verdict = "not supported"
+
+    def drivers(rival):
+        """Test periods sorted by how much they contribute to multi - rival (AUC)."""
+        if rival == REFERENCE:
+            diffs = pp[CLAIMED]["auc_minus_iu"]
+        else:
+            diffs = [a - b if a is not None and b is not None else None
+                     for a, b in zip(pp[CLAIMED]["auc"], pp[rival]["auc"])]
+        rows = [(q, d) for q, d in zip(pp[CLAIMED]["periods"], diffs)
+                if q in TEST and d is not None]
+        return sorted(rows, key=lambda qd: -abs(qd[1]))
+
+    return {
+        "verdict": verdict, "baselines": baselines, "variants": variants,
+        "beats_every_baseline_auc": beats_auc, "beats_every_baseline_logloss": beats_ll,
+        "strongest_baseline_auc": best_auc, "strongest_baseline_logloss": best_ll,
+        "auc_gap_to_strongest_baseline": gap, "seed_std_auc": noise,
+        "gap_within_seed_noise": (abs(gap) <= noise) if noise is not None else None,
+        "seeds_beating_strongest_baseline": [seed_wins, len(seeds)],
+        "seeds_beating_iu": [iu_wins, mine["rel_test_auc"]["n"]],
+        "rel_test_auc_vs_iu": rel, "rel_test_logloss_vs_iu": mine["rel_test_logloss"]["mean"],
+        "paper_rel_test_auc_vs_iu": list(PAPER_AUC_GAIN),
+        "within_paper_range": (PAPER_AUC_GAIN[0] <= rel <= PAPER_AUC_GAIN[1]
+                               if rel is not None else None),
+        "rank_test_auc": [rank_auc, len(table)], "rank_test_logloss": [rank_ll, len(table)],
+        "beats_other_asmg_variants_auc": all(auc > table[m]["test_auc"]["mean"]
+                                             for m in variants),
+        "period_drivers_vs_iu": drivers(REFERENCE),
+        "period_drivers_vs_strongest_baseline": (drivers(best_auc)
+                                                 if best_auc != REFERENCE else None),
+    }
+
+
+# ------------------------------------------------------------------ figure
+
+def plot_per_period(summary: dict, dataset: str, path: str, seeds: int) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pp = summary["per_period"]
+    methods = summary["methods"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    palette = plt.get_cmap("tab20").colors
+    others = [m for m in methods if m not in (REFERENCE, CLAIMED)]
+    style = {REFERENCE: dict(color="black", lw=2.2, zorder=5),
+             CLAIMED: dict(color="tab:red", lw=2.6, zorder=6)}
+    for n, m in enumerate(others):
+        # skip tab20's red pair and black-ish grey so IU and multi stay unmistakable
+        colors = [c for i, c in enumerate(palette) if i not in (6, 7, 14, 15)]
+        style[m] = dict(color=colors[n % len(colors)], lw=1.2, zorder=3,
+                        ls="--" if m.startswith("asmg-") else "-")
+    for m in methods:
+        x = pp[m]["periods"]
+        top.plot(x, pp[m]["auc"], marker="o", ms=3, label=m, **style[m])
+        if REFERENCE in pp:
+            bottom.plot(x, pp[m]["auc_minus_iu"], marker="o", ms=3, **style[m])
+    for ax in (top, bottom):
+        ax.axvspan(VALIDATION[0] - 0.5, VALIDATION[-1] + 0.5, color="tab:blue", alpha=0.09)
+        ax.axvspan(TEST[0] - 0.5, TEST[-1] + 0.5, color="tab:orange", alpha=0.10)
+        ax.grid(alpha=0.3)
+    bottom.axhline(0, color="black", lw=0.8)
+    top.text(sum(VALIDATION) / 3, 1.0, "validation", transform=top.get_xaxis_transform(),
+             ha="center", va="bottom", fontsize=9, color="tab:blue")
+    top.text((TEST[0] + TEST[-1]) / 2, 1.0, "test", transform=top.get_xaxis_transform(),
+             ha="center", va="bottom", fontsize=9, color="tab:orange")
+    top.set_ylabel("AUC on period")
+    bottom.set_ylabel("AUC - IU (same seed)")
+    bottom.set_xlabel("scored period (model updated on the period before)")
+    bottom.set_xticks(pp[methods[0]]["periods"])
+    top.set_title(f"{dataset}, protocol B: AUC per period, mean over {seeds} seed(s)",
+                  pad=16)
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ report
+
+def _pm(stats: dict, fmt: str = ".4f") -> str:
+    if stats["mean"] is None:
+        return "n/a"
+    if stats["std"] is None:
+        return f"{stats['mean']:{fmt}}"
+    return f"{stats['mean']:{fmt}} ± {stats['std']:{fmt}}"
+
+
+def _pct(stats: dict) -> str:
+    if stats["mean"] is None:
+        return "n/a"
+    if stats["std"] is None:
+        return f"{100 * stats['mean']:+.2f}%"
+    return f"{100 * stats['mean']:+.2f}% ± {100 * stats['std']:.2f}"
+
+
+def _bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text
+
+
+def _yes(value) -> str:
+    return {True: "yes", False: "no", None: "n/a"}[value]
+
+
+def render_dataset(dataset: str, section: dict, prefix: str) -> list:
+    s, claim = section["summary"], section["claim"]
+    table, best, timing = s["table"], s["best"], s["timing"]
+    p = section["periods"]
+    n_seeds = len(section["seeds"])
+    out = [f"## {dataset}", "",
+           f"- Date: {section['date']}",
+           f"- Command: `{section['command']}` (from the repository root)",
+           f"- Periods: {p['periods']} protocol B periods, {p['rows_out']:,} examples "
+           f"({p['positives']:,} positive), built once into `{section['periods_dir']}`.",
+           f"- Runs: {len(section['methods'])} methods x seeds {section['seeds']} = "
+           f"{len(section['runs'])} runs, {section['workers']} at a time "
+           f"({section['reused']} reused from an earlier invocation); each method with its "
+           "defaults (`tfmeta train --method M --seed S`), nothing tuned.",
+           ]
+    digests = sorted({r["process"].get("source") for r in section["runs"]} - {None})
+    if len(digests) > 1:
+        out.append(f"- **Warning**: the runs imported {len(digests)} different versions "
+                   f"of tfmeta/ ({', '.join(digests)}; the library was being edited while "
+                   "the benchmark ran); see the per-run table.")
+    elif digests:
+        out.append(f"- All runs imported the same tfmeta/ sources (digest {digests[0]}).")
+    out += ["", f"### Table 1: test periods {TEST[0]}-{TEST[-1]}, mean ± std over "
+            f"{n_seeds} seed(s)", "",
+            "| method | test AUC | test LogLoss | AUC vs IU | LogLoss vs IU | val AUC "
+            "| s per run | s / IU |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in s["methods"]:
+        row = table[m]
+
+        def cell(column, text):
+            return _bold(text, m in best.get(column, []))
+        ratio = row["seconds_over_iu"]
+        out.append(
+            f"| {_bold(m, m == CLAIMED)} | {cell('test_auc', _pm(row['test_auc']))} "
+            f"| {cell('test_logloss', _pm(row['test_logloss']))} "
+            f"| {cell('rel_test_auc', _pct(row['rel_test_auc']) if m != REFERENCE else '—')} "
+            f"| {cell('rel_test_logloss', _pct(row['rel_test_logloss']) if m != REFERENCE else '—')} "
+            f"| {cell('val_auc', _pm(row['val_auc']))} "
+            f"| {cell('seconds', _pm(row['seconds'], '.0f'))} "
+            f"| {f'{ratio:.2f}x' if ratio is not None else 'n/a'} |")
+    out += ["", "Bold: the best mean in each column (highest AUC, lowest LogLoss, fastest). "
+            "\"vs IU\": `relative_change(method, IU)` on the same seed, averaged over seeds "
+            "(± its std); for LogLoss negative is better. s per run: the run's own clock "
+            "(`metrics.json` seconds: pre-training, 20 updates and scoring), with "
+            f"{section['workers']} runs sharing the machine's cores.", ""]
+
+    out += ["### The paper's claim", "",
+            f"The ASMG paper's Table 1: ASMG-GRU-multi beats IU and every baseline in mean "
+            f"test AUC and LogLoss, by +{100 * PAPER_AUC_GAIN[0]:.1f}% to "
+            f"+{100 * PAPER_AUC_GAIN[1]:.1f}% AUC over IU.", ""]
+    if claim["verdict"] == "not evaluated":
+        out += [f"Not evaluated here: {claim['why']}.", ""]
+    else:
+        t = table[CLAIMED]
+        rival, rival_ll = claim["strongest_baseline_auc"], claim["strongest_baseline_logloss"]
+        wins, n = claim["seeds_beating_strongest_baseline"]
+        iu_wins, iu_n = claim["seeds_beating_iu"]
+        out += [
+            f"**Measured: {claim['verdict']}.**", "",
+            f"- Baselines compared: {', '.join(claim['baselines'])} (the other ASMG "
+            f"variants are ablations: {', '.join(claim['variants']) or 'none run'}).",
+            f"- Test AUC: {CLAIMED} {_pm(t['test_auc'])} vs the strongest baseline "
+            f"{rival} {_pm(table[rival]['test_auc'])}: "
+            f"{'beats' if claim['beats_every_baseline_auc'] else 'does not beat'} it "
+            f"(gap {claim['auc_gap_to_strongest_baseline']:+.4f}"
+            + (f", {'within' if claim['gap_within_seed_noise'] else 'outside'} the seed std "
+               f"{claim['seed_std_auc']:.4f}" if claim["seed_std_auc"] is not None else "")
+            + f"; higher on {wins} of {n} seeds).",
+            f"- Test LogLoss: {CLAIMED} {_pm(t['test_logloss'])} vs the best baseline "
+            f"{rival_ll} {_pm(table[rival_ll]['test_logloss'])}: "
+            f"{'beats' if claim['beats_every_baseline_logloss'] else 'does not beat'} it.",
+            f"- Against IU: AUC {_pct(t['rel_test_auc'])} (paper +"
+            f"{100 * PAPER_AUC_GAIN[0]:.1f}% to +{100 * PAPER_AUC_GAIN[1]:.1f}%; "
+            f"{'inside' if claim['within_paper_range'] else 'outside'} that range; above IU "
+            f"on {iu_wins} of {iu_n} seeds), LogLoss {_pct(t['rel_test_logloss'])}.",
+            f"- Rank among all {claim['rank_test_auc'][1]} methods run: "
+            f"{claim['rank_test_auc'][0]} in test AUC, {claim['rank_test_logloss'][0]} in "
+            f"test LogLoss"
+            + (f"; it {'beats' if claim['beats_other_asmg_variants_auc'] else 'does not beat'}"
+               " every other ASMG variant in test AUC." if claim["variants"] else "."),
+        ]
+        if t["test_auc"]["n"] < 2:
+            out.append("- One seed only: a smoke run, not evidence either way.")
+
+        def fmt(rows):
+            return ", ".join(f"{q} ({d:+.4f})" for q, d in rows)
+        vs_iu = claim["period_drivers_vs_iu"]
+        out.append(f"- Per test period, {CLAIMED} minus IU (AUC, same seed, mean over seeds; "
+                   f"largest first): {fmt(vs_iu)}.")
+        if claim["period_drivers_vs_strongest_baseline"]:
+            out.append(f"- Per test period, {CLAIMED} minus {rival} (AUC, mean over seeds; "
+                       f"largest first): {fmt(claim['period_drivers_vs_strongest_baseline'])}.")
+        if claim["verdict"] != "supported":
+            rows = claim["period_drivers_vs_strongest_baseline"] or vs_iu
+            against = rival if claim["period_drivers_vs_strongest_baseline"] else REFERENCE
+            neg = [(q, d) for q, d in rows if d < 0]
+            pos = [(q, d) for q, d in rows if d > 0]
+            out.append(
+                f"- Where the difference comes from (figure below, lower panel): against "
+                f"{against}, {CLAIMED} loses most on period(s) {fmt(neg[:3]) or 'none'}"
+                f" and gains on {fmt(pos[:3]) or 'none'}; {len(neg)} of {len(rows)} test "
+                "periods go against it.")
+        out.append("")
+
+    out += ["### Figure 3: AUC per period", "",
+            f"![AUC per period on {dataset}]({prefix}-per-period-{dataset}.png)", "",
+            f"`benchmarks/results/{prefix}-per-period-{dataset}.png`: upper panel AUC on "
+            f"each scored period {FIRST_SCORED}-31 (mean over seeds), lower panel the same "
+            "minus IU on the same seed; validation periods 22-24 shaded blue, test periods "
+            "25-31 orange. IU black, ASMG-GRU-multi red, other ASMG variants dashed.", ""]
+
+    out += ["### Timing", "",
+            f"Seconds per period from each run's `per_period` (mean over the 20 updates, then "
+            f"over seeds). `update_seconds` covers the whole update of a period, the "
+            f"generator's training included; `meta_seconds` is the generator's training "
+            f"alone. \"Last period\" is the update on period 30 (scored on 31), where "
+            f"{FULL} feeds its generator the whole model history and the windowed "
+            f"variants k = 3 models.", "",
+            "| method | update s / period | / IU | update s, last period "
+            "| generator s / period | generator s, last period |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for m in s["methods"]:
+        t = timing[m]
+        ratio = t.get("update_over_iu")
+        meta = t["meta_seconds_mean"]["mean"]
+        out.append(f"| {m} | {_pm(t['update_seconds_mean'], '.2f')} "
+                   f"| {f'{ratio:.2f}x' if ratio is not None else 'n/a'} "
+                   f"| {_pm(t['update_seconds_last'], '.2f')} "
+                   f"| {_pm(t['meta_seconds_mean'], '.3f') if meta else '—'} "
+                   f"| {_pm(t['meta_seconds_last'], '.3f') if meta else '—'} |")
+    ratio = s["full_over_multi_meta"]
+    out.append("")
+    if ratio and ratio["of_means"]:
+        per_seed = ratio["per_seed"]
+        out.append(
+            f"Generator training time on the last period, {FULL} / {CLAIMED}: "
+            f"**{ratio['of_means']:.2f}x** (per seed {_pm(per_seed, '.2f')}; whole update "
+            f"{ratio['update_of_means']:.2f}x); the paper measured "
+            f"{PAPER_META_RATIO[0]:g}-{PAPER_META_RATIO[1]:g}x.")
+    else:
+        out.append(f"Generator training time {FULL} / {CLAIMED}: not measured "
+                   "(run both methods).")
+    cpu = [r["process"]["cpu_seconds"] / r["process"]["process_seconds"]
+           for r in section["runs"] if r["process"].get("process_seconds")]
+    load = [r["process"]["loadavg_after"][0] for r in section["runs"]
+            if r["process"].get("loadavg_after")]
+    out += ["", f"These runs shared the machine's {section['machine']['usable_cpus']} cores "
+            f"with up to {section['workers']} parallel runs (and whatever else ran on it: "
+            "other engineers' tests), so seconds are inflated by contention and only ratios "
+            "between methods of one invocation mean much."
+            + (f" CPU time / wall time per run process: median {np.median(cpu):.2f} "
+               f"(range {min(cpu):.2f}-{max(cpu):.2f}); 1-minute load average at the end of "
+               f"a run: median {np.median(load):.2f}, max {max(load):.2f}." if cpu else ""),
+            ""]
+
+    out += ["### Runs", "",
+            "| run | test AUC | test LogLoss | val AUC | run s | process s | CPU s "
+            "| CPU / wall | load after | tfmeta/ digest |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in section["runs"]:
+        out.append(_run_row(r))
+    out.append("")
+    return out
+
+
+def _run_row(r: dict) -> str:
+    mt, pr = r["metrics"], r["process"]
+    name = f"{r['method']} seed {r['seed']}{' (resumed)' if pr.get('resumed') else ''}"
+    cells = [name, f"{mt['test']['auc']:.4f}", f"{mt['test']['logloss']:.4f}",
+             f"{mt['val']['auc']:.4f}", f"{mt['seconds']:.0f}"]
+    if pr.get("process_seconds"):
+        cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
+                  f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
+                  f"{pr['loadavg_after'][0]:.2f}", pr.get("source") or "n/a"]
+    else:
+        cells += ["n/a"] * 5
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_markdown(report: dict, prefix: str) -> str:
+    sections = report["datasets"]
+    first = next(iter(sections.values()))
+    m = first["machine"]
+    gpus = max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
+    out = [
+        "# ASMG benchmark: incremental CTR methods on protocol B (Table 1, Figure 3)",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['usable_cpus']} cores usable "
+        f"({m['logical_cpus']} logical)"
+        + (f", {m['memory_bytes'] / (1 << 30):.0f} GiB RAM" if m.get("memory_bytes") else "")
+        + f", {'no GPU' if not gpus else f'{gpus} GPU(s)'} (TensorFlow sees {gpus}); "
+        f"{m['platform']}",
+        f"- Versions: Python {m['python']}, TensorFlow {m['tensorflow']}, tf-keras "
+        f"{m['tf_keras']}, NumPy {m['numpy']}, matplotlib {m['matplotlib']}, "
+        f"tfmeta {m['tfmeta']}",
+        "- Protocol B (PROTOCOLS.md B): pre-train on periods 1-10, then for i = 11..30 "
+        "update on period i and score the served model on period i+1; validation = "
+        "scored periods 22-24, test = 25-31 (means over periods). Every method runs "
+        "with its defaults; no option is chosen on validation or test periods.",
+        "- Each dataset's date and exact command are in its section (datasets may come "
+        "from separate invocations).",
+        "",
+        "## Summary",
+        "",
+        "| dataset | seeds | ASMG-GRU-multi test AUC vs IU | beats every baseline (AUC / "
+        "LogLoss) | paper's claim | generator time full / multi (paper 6.5-7x) |",
+        "|---|---:|---:|---|---|---:|",
+    ]
+    for dataset, sec in sections.items():
+        c, s = sec["claim"], sec["summary"]
+        ratio = (s["full_over_multi_meta"] or {}).get("of_means")
+        if c["verdict"] == "not evaluated":
+            cells = ["n/a", "n/a", "not evaluated"]
+        else:
+            cells = [_pct(s["table"][CLAIMED]["rel_test_auc"]),
+                     f"{_yes(c['beats_every_baseline_auc'])} / "
+                     f"{_yes(c['beats_every_baseline_logloss'])}",
+                     f"**{c['verdict']}**"]
+        out.append(f"| {dataset} | {len(sec['seeds'])} | " + " | ".join(cells)
+                   + f" | {f'{ratio:.2f}x' if ratio else 'n/a'} |")
+    out.append("")
+    for dataset, sec in sections.items():
+        out += render_dataset(dataset, sec, prefix)
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ main
+
+def _available_methods() -> tuple:
+    from tfmeta.training.incremental import METHODS
+    return tuple(METHODS)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.asmg",
+        description="Every protocol B incremental-CTR method over seeds, against IU "
+                    "(the ASMG paper's Table 1 and Figure 3).")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
+                        help=f"registered datasets (default: {' '.join(DATASETS)})")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="methods to run (default: all of "
+                             "tfmeta.training.incremental.METHODS)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="N",
+                        help=f"seeds (default: {' '.join(map(str, SEEDS))})")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs at a time, each in its own process (default 2)")
+    parser.add_argument("--runs-dir", default=None,
+                        help="periods and run folders (default runs/asmg, or runs/asmg-quick "
+                             "with --quick; git-ignored)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse runs whose metrics.json exists and continue killed ones")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: movielens-100k, iu and asmg-gru-multi, seed 0; "
+                             "results get an asmg-quick prefix")
+    parser.add_argument("--results-dir", default=RESULTS_DIR,
+                        help="where the .md, .json and .png go (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "benchmarks.asmg", *argv])
+
+    available = _available_methods()
+    datasets = list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS))
+    methods = list(args.methods or (QUICK["methods"] if args.quick else available))
+    seeds = list(args.seeds if args.seeds is not None
+                 else (QUICK["seeds"] if args.quick else SEEDS))
+    unknown = [m for m in methods if m not in available]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}; available: "
+                     f"{', '.join(available)}")
+    if REFERENCE not in methods:
+        print(f"warning: {REFERENCE} is not in --methods: no relative changes",
+              file=sys.stderr)
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    if len(set(seeds)) != len(seeds) or len(set(methods)) != len(methods):
+        parser.error("--seeds and --methods must not repeat")
+    prefix = "asmg-quick" if args.quick else "asmg"
+    runs_dir = os.path.abspath(args.runs_dir or os.path.join(
+        ROOT, "runs", "asmg-quick" if args.quick else "asmg"))
+
+    plan = {d: [Run(d, m, s, os.path.join(runs_dir, d, m, f"seed-{s}"))
+                for s in seeds for m in methods] for d in datasets}
+    existing = [r for runs in plan.values() for r in runs if os.path.exists(r.out)]
+    if existing and not args.resume:
+        names = ", ".join(r.name for r in existing[:5])
+        parser.error(f"{len(existing)} of the planned runs already exist under {runs_dir} "
+                     f"({names}{', ...' if len(existing) > 5 else ''}); pass --resume to "
+                     "reuse finished ones and continue killed ones, or choose another "
+                     "--runs-dir")
+
+    json_path = os.path.join(args.results_dir, f"{prefix}.json")
+    md_path = os.path.join(args.results_dir, f"{prefix}.md")
+    report = {"benchmark": "asmg", "datasets": {}}
+    if os.path.exists(json_path):  # keep the datasets this invocation does not run
+        previous = _read_json(json_path)
+        report["datasets"] = {d: sec for d, sec in previous.get("datasets", {}).items()
+                              if d not in datasets}
+    machine_info, gpus = machine(), gpus_seen()
+    failed = []
+    for dataset in datasets:
+        periods = ensure_periods(dataset, runs_dir)
+        runs = plan[dataset]
+        done = {r.name: load_run(r, periods["path"]) for r in runs
+                if os.path.exists(r.metrics_path)}
+        todo = [r for r in runs if r.name not in done]
+        started = time.perf_counter()
+        print(f"{dataset}: {len(runs)} runs ({len(done)} reused), {args.workers} at a time",
+              file=sys.stderr, flush=True)
+        bar = tqdm(total=len(runs), initial=len(done), desc=f"{dataset} runs", unit="run",
+                   dynamic_ncols=True)
+        with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
+            futures = {pool.submit(train, r, periods["path"], args.workers): r for r in todo}
+            for future in concurrent.futures.as_completed(futures):
+                run = futures[future]
+                record = future.result()
+                if record["returncode"] == 0 and os.path.exists(run.metrics_path):
+                    result = done[run.name] = load_run(run, periods["path"], record)
+                    m = result["metrics"]
+                    bar.set_postfix_str(f"{run.method} s{run.seed}: test AUC "
+                                        f"{m['test']['auc']:.4f} ({m['seconds']:.0f} s)")
+                else:
+                    failed.append(run)
+                    tqdm.write(f"FAILED: {run.name} (exit {record['returncode']}); see "
+                               f"{os.path.join(run.out, 'train.log')}", file=sys.stderr)
+                bar.update(1)
+        bar.close()
+        results = [done[r.name] for r in runs if r.name in done]
+        if not results:
+            continue
+        summary = summarize(results, methods)
+        ran = sorted({r["seed"] for r in results})
+        report["datasets"][dataset] = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "command": command, "machine": machine_info, "gpus_seen_by_tensorflow": gpus,
+            "workers": args.workers, "methods": summary["methods"], "seeds": ran,
+            "periods_dir": os.path.relpath(periods["path"], ROOT), "periods": periods,
+            "reused": len(runs) - len(todo),
+            "failed": [r.name for r in failed if r.dataset == dataset],
+            "benchmark_seconds": time.perf_counter() - started,
+            "summary": summary, "claim": judge_claim(summary), "runs": results,
+        }
+        os.makedirs(args.results_dir, exist_ok=True)
+        plot_per_period(summary, dataset,
+                        os.path.join(args.results_dir, f"{prefix}-per-period-{dataset}.png"),
+                        len(ran))
+        # Written after every dataset, so a later dataset's failure keeps earlier results.
+        _write_json(json_path, report)
+        with open(md_path, "w", encoding="utf-8") as f:
+            f.write(render_markdown(report, prefix) + "\n")
+        claim = report["datasets"][dataset]["claim"]
+        print(f"{dataset}: claim {claim['verdict']}; wrote {md_path}, {json_path}",
+              file=sys.stderr, flush=True)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)}; fix and "
+              "rerun with --resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
