@@ -56,3 +56,46 @@ def build_once(tmp_path_factory):
         return done[key]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def small_periods(tmp_path_factory):
+    """31 protocol B periods of a small implicit log in which each user favours the items
+    of one residue class, so that a model has something to learn."""
+    import csv
+    import random
+
+    from pipelines.options import BuildOptions
+    from pipelines.reference import build_reference
+    root = tmp_path_factory.mktemp("small")
+    rng = random.Random(0)
+    with open(root / "log.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user", "item", "ts"])
+        for row in range(31 * 300):
+            user = rng.randrange(200)
+            item = rng.randrange(100) * 3 + user % 3 if rng.random() < 0.8 else rng.randrange(300)
+            writer.writerow([f"u{user}", f"i{item}", 1_600_000_000 + row * 60])
+    out = str(root / "periods")
+    build_reference(BuildOptions(input=str(root / "log.csv"), out=out, protocol="b"))
+    return out
+
+
+def strategy_for(periods: str, method: str, seed: int = 0):
+    """(model, strategy, source) of a protocol B method on a period dataset, seeded."""
+    import tensorflow as tf
+
+    from tfmeta.data.periods import PeriodDataset
+    from tfmeta.models.embedding_mlp import EmbeddingMLP
+    from tfmeta.training.incremental import IncrementalOptions, Periods, make_strategy
+    tf.keras.utils.set_random_seed(seed)
+    data = PeriodDataset(periods)
+    model = EmbeddingMLP.from_period_dataset(data, seed=seed)
+    return model, make_strategy(model, IncrementalOptions(method=method, seed=seed)), \
+        Periods(data, 128, seed)
+
+
+def values(variables) -> list:
+    """Variables or tensors as numpy arrays."""
+    import tensorflow as tf
+    return [tf.convert_to_tensor(v).numpy() for v in variables]

@@ -5,46 +5,13 @@ import random
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from conftest import strategy_for, values
 from pipelines.options import BuildOptions
 from pipelines.reference import build_reference
 from tfmeta import cli
-from tfmeta.data.periods import PeriodDataset
 from tfmeta.meta import asmg, incremental
-from tfmeta.models.embedding_mlp import EmbeddingMLP
-from tfmeta.training.incremental import (IncrementalOptions, Periods, make_strategy,
-                                         train_incremental)
-
-
-@pytest.fixture(scope="module")
-def small_periods(tmp_path_factory):
-    """31 protocol B periods of an implicit log in which each user favours the items of
-    one residue class, so that a model has something to learn."""
-    root = tmp_path_factory.mktemp("small")
-    rng = random.Random(0)
-    with open(root / "log.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["user", "item", "ts"])
-        for row in range(31 * 300):
-            user = rng.randrange(200)
-            item = rng.randrange(100) * 3 + user % 3 if rng.random() < 0.8 else rng.randrange(300)
-            writer.writerow([f"u{user}", f"i{item}", 1_600_000_000 + row * 60])
-    out = str(root / "periods")
-    build_reference(BuildOptions(input=str(root / "log.csv"), out=out, protocol="b"))
-    return out
-
-
-def _strategy(periods, method, seed=0):
-    tf.keras.utils.set_random_seed(seed)
-    data = PeriodDataset(periods)
-    model = EmbeddingMLP.from_period_dataset(data, seed=seed)
-    return model, make_strategy(model, IncrementalOptions(method=method, seed=seed)), \
-        Periods(data, 128, seed)
-
-
-def _values(variables):
-    return [tf.convert_to_tensor(v).numpy() for v in variables]
+from tfmeta.training.incremental import IncrementalOptions, train_incremental
 
 
 def test_metrics_json_has_the_keys_other_tools_read(tmp_path, small_periods, capsys):
@@ -91,22 +58,22 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_periods, monkeypatch
 
 
 def test_batch_update_trains_on_its_window(small_periods):
-    _, strategy, _ = _strategy(small_periods, "bu-5")
+    _, strategy, _ = strategy_for(small_periods, "bu-5")
     assert strategy.training_periods(11) == [7, 8, 9, 10, 11]
     assert strategy.training_periods(3) == [1, 2, 3]
-    _, iu, _ = _strategy(small_periods, "iu")
+    _, iu, _ = strategy_for(small_periods, "iu")
     assert iu.training_periods(11) == [11]
 
 
 def test_incctr_distils_from_the_previous_model(small_periods):
-    model, strategy, source = _strategy(small_periods, "incctr")
+    model, strategy, source = strategy_for(small_periods, "incctr")
     strategy.pretrain(source, range(1, 11))
-    before = _values(model.trainable_variables)
+    before = values(model.trainable_variables)
     seen = []
     original = strategy.loss
 
     def spy(batch, logits):
-        seen.append(_values(strategy.teacher.trainable_variables))
+        seen.append(values(strategy.teacher.trainable_variables))
         return original(batch, logits)
 
     strategy.loss = spy
@@ -122,33 +89,33 @@ def test_incctr_distils_from_the_previous_model(small_periods):
 
 def test_asmg_trains_the_base_model_exactly_like_iu(small_periods):
     """The generator never touches the base model: it only changes what is served."""
-    iu_model, iu, source = _strategy(small_periods, "iu")
-    model, strategy, _ = _strategy(small_periods, "asmg-gru-multi")
+    iu_model, iu, source = strategy_for(small_periods, "iu")
+    model, strategy, _ = strategy_for(small_periods, "asmg-gru-multi")
     for s in (iu, strategy):
         s.pretrain(source, range(1, 11))
     for i in (11, 12, 13, 14):
         iu.update(source, i)
         strategy.update(source, i)
-        for a, b in zip(_values(iu_model.trainable_variables),
-                        _values(model.trainable_variables)):
+        for a, b in zip(values(iu_model.trainable_variables),
+                        values(model.trainable_variables)):
             np.testing.assert_allclose(a, b, atol=1e-6)
     served = strategy.serving_weights()
-    assert any(not np.allclose(a, b) for a, b in zip(_values(served),
-                                                   _values(model.trainable_variables)))
+    assert any(not np.allclose(a, b) for a, b in zip(values(served),
+                                                   values(model.trainable_variables)))
     assert int(strategy.filled) == 3  # the window holds the k = 3 most recent models
-    assert any(np.abs(h).sum() > 0 for h in _values(strategy.state))  # state advanced
+    assert any(np.abs(h).sum() > 0 for h in values(strategy.state))  # state advanced
 
 
 @pytest.mark.parametrize("method,window,zero_state", [
     ("asmg-gru-zero", 3, True), ("asmg-gru-full", 5, True), ("asmg-linear", 3, True)])
 def test_asmg_variants_keep_their_window_and_state(small_periods, method, window,
                                                     zero_state):
-    _, strategy, source = _strategy(small_periods, method)
+    _, strategy, source = strategy_for(small_periods, method)
     strategy.pretrain(source, range(1, 11))
     for i in (11, 12, 13, 14):
         strategy.update(source, i)
     assert int(strategy.filled) == window
-    assert all(np.abs(h).sum() == 0 for h in _values(strategy.state)) == zero_state
+    assert all(np.abs(h).sum() == 0 for h in values(strategy.state)) == zero_state
 
 
 @pytest.fixture(scope="module")

@@ -1,50 +1,16 @@
 """SPMF (reservoir replay) and SML (sequential meta-learning transfer) strategies."""
-import csv
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.options import BuildOptions
-from pipelines.reference import build_reference
+from conftest import strategy_for, values
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.meta import sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
-from tfmeta.training.incremental import (IncrementalOptions, Periods, make_strategy,
-                                         train_incremental)
-
-
-@pytest.fixture(scope="module")
-def small_periods(tmp_path_factory):
-    """31 protocol B periods of an implicit log in which each user favours the items of
-    one residue class, so that a model has something to learn."""
-    root = tmp_path_factory.mktemp("small")
-    rng = random.Random(0)
-    with open(root / "log.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["user", "item", "ts"])
-        for row in range(31 * 300):
-            user = rng.randrange(200)
-            item = rng.randrange(100) * 3 + user % 3 if rng.random() < 0.8 else rng.randrange(300)
-            writer.writerow([f"u{user}", f"i{item}", 1_600_000_000 + row * 60])
-    out = str(root / "periods")
-    build_reference(BuildOptions(input=str(root / "log.csv"), out=out, protocol="b"))
-    return out
-
-
-def _strategy(periods, method, seed=0):
-    tf.keras.utils.set_random_seed(seed)
-    data = PeriodDataset(periods)
-    model = EmbeddingMLP.from_period_dataset(data, seed=seed)
-    return model, make_strategy(model, IncrementalOptions(method=method, seed=seed)), \
-        Periods(data, 128, seed)
-
-
-def _values(variables):
-    return [tf.convert_to_tensor(v).numpy() for v in variables]
+from tfmeta.training.incremental import IncrementalOptions, train_incremental
 
 
 def _stream(n, start=0):
@@ -95,7 +61,7 @@ def test_reservoir_keeps_everything_until_full(small_periods):
 
 
 def test_replay_takes_the_highest_loss_examples(small_periods):
-    model, strategy, source = _strategy(small_periods, "spmf")
+    model, strategy, source = strategy_for(small_periods, "spmf")
     strategy.pretrain(source, [1, 2])
     stored = strategy.reservoir()
     assert int(strategy.size) == len(stored) == sum(
@@ -120,7 +86,7 @@ def test_replay_takes_the_highest_loss_examples(small_periods):
 
 
 def test_update_trains_on_the_period_plus_replay(small_periods):
-    _, strategy, source = _strategy(small_periods, "spmf")
+    _, strategy, source = strategy_for(small_periods, "spmf")
     strategy.pretrain(source, range(1, 11))
     seen_before = int(strategy.seen)
     counted = []
@@ -140,11 +106,11 @@ def test_update_trains_on_the_period_plus_replay(small_periods):
 
 
 def test_checkpoint_restores_the_reservoir_exactly(small_periods, tmp_path):
-    model, strategy, source = _strategy(small_periods, "spmf")
+    model, strategy, source = strategy_for(small_periods, "spmf")
     strategy.remember(_stream(12_345))
     path = tf.train.Checkpoint(model=model, **strategy.checkpoint_items()).write(
         str(tmp_path / "ckpt"))
-    model2, restored, _ = _strategy(small_periods, "spmf", seed=0)
+    model2, restored, _ = strategy_for(small_periods, "spmf", seed=0)
     tf.train.Checkpoint(model=model2, **restored.checkpoint_items()).read(
         path).assert_existing_objects_matched()
     np.testing.assert_array_equal(restored.records.numpy(), strategy.records.numpy())
@@ -172,7 +138,7 @@ def test_transfer_starts_close_to_the_fitted_model():
 
 
 def test_transfer_gets_gradients_from_the_next_period(small_periods):
-    _, strategy, source = _strategy(small_periods, "sml")
+    _, strategy, source = strategy_for(small_periods, "sml")
     strategy.update(source, 11)  # stores the pair (theta_10, theta_hat_11)
     assert bool(strategy.has_pair)
     strategy.probe.set_known(int(strategy.model.known_users),
@@ -184,30 +150,30 @@ def test_transfer_gets_gradients_from_the_next_period(small_periods):
     assert len(gradients) == len(variables) == 5 * len(strategy.model.trainable_variables)
     for v, g in zip(variables, gradients):
         assert g is not None and float(tf.norm(g)) > 0, v.name
-    before = _values(variables)
+    before = values(variables)
     strategy.train_transfer(source.periods([12]))
-    assert all(not np.array_equal(a, b) for a, b in zip(before, _values(variables)))
+    assert all(not np.array_equal(a, b) for a, b in zip(before, values(variables)))
 
 
 def test_sml_serves_a_model_that_departs_from_iu(small_periods):
-    iu_model, iu, source = _strategy(small_periods, "iu")
-    model, strategy, _ = _strategy(small_periods, "sml")
+    iu_model, iu, source = strategy_for(small_periods, "iu")
+    model, strategy, _ = strategy_for(small_periods, "sml")
     for s in (iu, strategy):
         s.pretrain(source, range(1, 11))
     iu.update(source, 11)
     strategy.update(source, 11)  # T as initialised: about theta_hat_11 == IU's model
-    for a, b in zip(_values(iu_model.trainable_variables), _values(model.trainable_variables)):
+    for a, b in zip(values(iu_model.trainable_variables), values(model.trainable_variables)):
         np.testing.assert_allclose(a, b, atol=5e-3)
     for i in (12, 13, 14):
         iu.update(source, i)
         strategy.update(source, i)
-    for p, h in zip(_values(strategy.previous), _values(strategy.fitted)):
+    for p, h in zip(values(strategy.previous), values(strategy.fitted)):
         assert p.shape == h.shape
-    gaps = [np.abs(a - b).max() for a, b in zip(_values(iu_model.trainable_variables),
-                                               _values(strategy.serving_weights()))]
+    gaps = [np.abs(a - b).max() for a, b in zip(values(iu_model.trainable_variables),
+                                               values(strategy.serving_weights()))]
     assert max(gaps) > 1e-3, gaps
     # What is served is what is carried forward: T's output.
-    for a, b in zip(_values(strategy.serving_weights()), _values(model.trainable_variables)):
+    for a, b in zip(values(strategy.serving_weights()), values(model.trainable_variables)):
         np.testing.assert_array_equal(a, b)
 
 
