@@ -422,19 +422,26 @@ def plot_per_period(summary: dict, dataset: str, path: str, seeds: int) -> None:
     methods = summary["methods"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
-    palette = plt.get_cmap("tab20").colors
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+               "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "navy", "goldenrod",
+               "teal", "magenta"]  # no red or black: those are IU and ASMG-GRU-multi
     others = [m for m in methods if m not in (REFERENCE, CLAIMED)]
     style = {REFERENCE: dict(color="black", lw=2.2, zorder=5),
              CLAIMED: dict(color="tab:red", lw=2.6, zorder=6)}
     for n, m in enumerate(others):
-        # skip tab20's red pair and black-ish grey so IU and multi stay unmistakable
-        colors = [c for i, c in enumerate(palette) if i not in (6, 7, 14, 15)]
-        style[m] = dict(color=colors[n % len(colors)], lw=1.2, zorder=3,
+        style[m] = dict(color=palette[n % len(palette)], lw=1.2, zorder=3,
                         ls="--" if m.startswith("asmg-") else "-")
+    # The lower panel is about ASMG against IU: the ASMG variants and the strongest
+    # other baseline by mean test AUC (weak baselines would only stretch its scale).
+    table = summary["table"]
+    baselines = [m for m in others if not m.startswith("asmg-")]
+    strongest = (max(baselines, key=lambda m: table[m]["test_auc"]["mean"] or -1)
+                 if baselines else None)
+    compared = [m for m in methods if m.startswith("asmg-") or m in (REFERENCE, strongest)]
     for m in methods:
         x = pp[m]["periods"]
         top.plot(x, pp[m]["auc"], marker="o", ms=3, label=m, **style[m])
-        if REFERENCE in pp:
+        if REFERENCE in pp and m in compared:
             bottom.plot(x, pp[m]["auc_minus_iu"], marker="o", ms=3, **style[m])
     for ax in (top, bottom):
         ax.axvspan(VALIDATION[0] - 0.5, VALIDATION[-1] + 0.5, color="tab:blue", alpha=0.09)
@@ -447,6 +454,9 @@ def plot_per_period(summary: dict, dataset: str, path: str, seeds: int) -> None:
              ha="center", va="bottom", fontsize=9, color="tab:orange")
     top.set_ylabel("AUC on period")
     bottom.set_ylabel("AUC - IU (same seed)")
+    if strongest:
+        bottom.set_title(f"ASMG variants and the strongest baseline ({strongest}) minus IU",
+                         fontsize=9)
     bottom.set_xlabel("scored period (model updated on the period before)")
     bottom.set_xticks(pp[methods[0]]["periods"])
     top.set_title(f"{dataset}, protocol B: AUC per period, mean over {seeds} seed(s)",
@@ -475,6 +485,26 @@ def _pct(stats: dict) -> str:
     return f"{100 * stats['mean']:+.2f}% ± {100 * stats['std']:.2f}"
 
 
+def _ratio(value) -> str:
+    return f"{value:.2f}x" if value is not None else "n/a"
+
+
+def cpu_per_method(runs: list) -> dict:
+    """CPU seconds of each run's process (rusage), per method, and their ratio to IU."""
+    out = {}
+    for m in dict.fromkeys(r["method"] for r in runs):
+        mine = [r["process"] for r in runs if r["method"] == m
+                and r["process"].get("process_seconds")]
+        out[m] = {"cpu": _stats(p["cpu_seconds"] for p in mine),
+                  "wall": _stats(p["process_seconds"] for p in mine),
+                  "cpu_over_wall": _stats(p["cpu_seconds"] / p["process_seconds"]
+                                          for p in mine)}
+    ref = out.get(REFERENCE, {}).get("cpu", {}).get("mean")
+    for m in out:
+        out[m]["cpu_over_iu"] = out[m]["cpu"]["mean"] / ref if ref and out[m]["cpu"]["mean"] else None
+    return out
+
+
 def _bold(text: str, on: bool) -> str:
     return f"**{text}**" if on else text
 
@@ -499,10 +529,17 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
            "defaults (`tfmeta train --method M --seed S`), nothing tuned.",
            ]
     digests = sorted({r["process"].get("source") for r in section["runs"]} - {None})
+    for earlier in section.get("earlier", []):
+        out.append(f"- Reused runs were made by `{earlier['command']}` ({earlier['date']}).")
     if len(digests) > 1:
         out.append(f"- **Warning**: the runs imported {len(digests)} different versions "
-                   f"of tfmeta/ ({', '.join(digests)}; the library was being edited while "
-                   "the benchmark ran); see the per-run table.")
+                   "of tfmeta/ (the library was being edited while the benchmark ran):")
+        for digest in digests:
+            names = [f"{r['method']} s{r['seed']}" for r in section["runs"]
+                     if r["process"].get("source") == digest]
+            out.append(f"  - `{digest}`: {len(names)} runs ({', '.join(names)})")
+        if section.get("source_note"):
+            out.append(f"  - {section['source_note']}")
     elif digests:
         out.append(f"- All runs imported the same tfmeta/ sources (digest {digests[0]}).")
     out += ["", f"### Table 1: test periods {TEST[0]}-{TEST[-1]}, mean ± std over "
@@ -591,9 +628,10 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     out += ["### Figure 3: AUC per period", "",
             f"![AUC per period on {dataset}]({prefix}-per-period-{dataset}.png)", "",
             f"`benchmarks/results/{prefix}-per-period-{dataset}.png`: upper panel AUC on "
-            f"each scored period {FIRST_SCORED}-31 (mean over seeds), lower panel the same "
-            "minus IU on the same seed; validation periods 22-24 shaded blue, test periods "
-            "25-31 orange. IU black, ASMG-GRU-multi red, other ASMG variants dashed.", ""]
+            f"each scored period {FIRST_SCORED}-31 for every method (mean over seeds), "
+            "lower panel the ASMG variants and the strongest baseline minus IU on the same "
+            "seed; validation periods 22-24 shaded blue, test periods 25-31 orange. IU "
+            "black, ASMG-GRU-multi red, other ASMG variants dashed.", ""]
 
     out += ["### Timing", "",
             f"Seconds per period from each run's `per_period` (mean over the 20 updates, then "
@@ -603,8 +641,10 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
             f"{FULL} feeds its generator the whole model history and the windowed "
             f"variants k = 3 models.", "",
             "| method | update s / period | / IU | update s, last period "
-            "| generator s / period | generator s, last period |",
-            "|---|---:|---:|---:|---:|---:|"]
+            "| generator s / period | generator s, last period | CPU s per run | / IU "
+            "| CPU / wall |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    cpu = cpu_per_method(section["runs"])
     for m in s["methods"]:
         t = timing[m]
         ratio = t.get("update_over_iu")
@@ -613,19 +653,34 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
                    f"| {f'{ratio:.2f}x' if ratio is not None else 'n/a'} "
                    f"| {_pm(t['update_seconds_last'], '.2f')} "
                    f"| {_pm(t['meta_seconds_mean'], '.3f') if meta else '—'} "
-                   f"| {_pm(t['meta_seconds_last'], '.3f') if meta else '—'} |")
+                   f"| {_pm(t['meta_seconds_last'], '.3f') if meta else '—'} "
+                   f"| {_pm(cpu[m]['cpu'], '.0f')} | {_ratio(cpu[m].get('cpu_over_iu'))} "
+                   f"| {_pm(cpu[m]['cpu_over_wall'], '.2f')} |")
     ratio = s["full_over_multi_meta"]
     out.append("")
     if ratio and ratio["of_means"]:
         per_seed = ratio["per_seed"]
         out.append(
             f"Generator training time on the last period, {FULL} / {CLAIMED}: "
-            f"**{ratio['of_means']:.2f}x** (per seed {_pm(per_seed, '.2f')}; whole update "
+            f"**{ratio['of_means']:.2f}x** (per seed "
+            f"{', '.join(f'{v:.1f}x' for v in per_seed['values'])}; whole update "
             f"{ratio['update_of_means']:.2f}x); the paper measured "
             f"{PAPER_META_RATIO[0]:g}-{PAPER_META_RATIO[1]:g}x.")
     else:
         out.append(f"Generator training time {FULL} / {CLAIMED}: not measured "
                    "(run both methods).")
+    if FULL in cpu and CLAIMED in cpu and cpu[CLAIMED]["cpu"]["mean"]:
+        out.append("")
+        out.append(
+            f"CPU time is the steadier measure on a shared machine: a whole {FULL} run "
+            f"took {_pm(cpu[FULL]['cpu'], '.0f')} CPU s against {CLAIMED}'s "
+            f"{_pm(cpu[CLAIMED]['cpu'], '.0f')} "
+            f"({cpu[FULL]['cpu']['mean'] / cpu[CLAIMED]['cpu']['mean']:.1f}x), while its wall "
+            f"time varied {min(cpu[FULL]['wall']['values']):.0f}-"
+            f"{max(cpu[FULL]['wall']['values']):.0f} s (CPU / wall "
+            f"{min(cpu[FULL]['cpu_over_wall']['values']):.2f}-"
+            f"{max(cpu[FULL]['cpu_over_wall']['values']):.2f}): the per-period seconds "
+            "above, which are wall-clock, include time the process spent waiting.")
     cpu = [r["process"]["cpu_seconds"] / r["process"]["process_seconds"]
            for r in section["runs"] if r["process"].get("process_seconds")]
     load = [r["process"]["loadavg_after"][0] for r in section["runs"]
@@ -739,6 +794,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: movielens-100k, iu and asmg-gru-multi, seed 0; "
                              "results get an asmg-quick prefix")
+    parser.add_argument("--source-note", default=None,
+                        help="a sentence for the report when runs used different tfmeta/ "
+                             "sources (e.g. what you checked about it)")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the .md, .json and .png go (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -778,10 +836,10 @@ def main(argv=None) -> int:
     json_path = os.path.join(args.results_dir, f"{prefix}.json")
     md_path = os.path.join(args.results_dir, f"{prefix}.md")
     report = {"benchmark": "asmg", "datasets": {}}
+    previous = {}
     if os.path.exists(json_path):  # keep the datasets this invocation does not run
-        previous = _read_json(json_path)
-        report["datasets"] = {d: sec for d, sec in previous.get("datasets", {}).items()
-                              if d not in datasets}
+        previous = _read_json(json_path).get("datasets", {})
+        report["datasets"] = {d: sec for d, sec in previous.items() if d not in datasets}
     machine_info, gpus = machine(), gpus_seen()
     failed = []
     for dataset in datasets:
@@ -816,13 +874,21 @@ def main(argv=None) -> int:
             continue
         summary = summarize(results, methods)
         ran = sorted({r["seed"] for r in results})
+        earlier = []
+        if len(runs) > len(todo) and dataset in previous:  # whose runs are reused
+            before = previous[dataset]
+            earlier = list(before.get("earlier", []))
+            if before.get("reused", 0) < len(before.get("runs", [])):  # it made runs
+                earlier.append({"command": before["command"], "date": before["date"]})
+            earlier = [e for n, e in enumerate(earlier) if e not in earlier[:n]]
         report["datasets"][dataset] = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
             "command": command, "machine": machine_info, "gpus_seen_by_tensorflow": gpus,
             "workers": args.workers, "methods": summary["methods"], "seeds": ran,
             "periods_dir": os.path.relpath(periods["path"], ROOT), "periods": periods,
-            "reused": len(runs) - len(todo),
+            "reused": len(runs) - len(todo), "earlier": earlier,
+            "source_note": args.source_note,
             "failed": [r.name for r in failed if r.dataset == dataset],
             "benchmark_seconds": time.perf_counter() - started,
             "summary": summary, "claim": judge_claim(summary), "runs": results,
