@@ -39,18 +39,18 @@ import glob  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from tfmeta.evaluation.metrics import relative_change  # noqa: E402
+
+from benchmarks import machine as machine_info  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
 SEEDS = (0, 1, 2)
@@ -74,39 +74,7 @@ RUN_RECORD = "benchmark-run.json"   # process figures of a run, beside its metri
 # ------------------------------------------------------------------ machine and sources
 
 def machine() -> dict:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        memory = None
-    return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "memory_bytes": memory,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": version("tensorflow"),
-        "tf_keras": version("tf-keras"),
-        "numpy": version("numpy"),
-        "matplotlib": version("matplotlib"),
-        "tfmeta": tfmeta.__version__,
-    }
+    return machine_info.describe(["tensorflow", "tf-keras", "numpy", "matplotlib"])
 
 
 def gpus_seen() -> int:

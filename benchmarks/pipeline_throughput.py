@@ -32,7 +32,6 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
@@ -41,9 +40,10 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 
 import psutil  # noqa: E402
+
+from benchmarks import machine as machine_info  # noqa: E402
 
 # Registered datasets measured, smallest first, with their row counts (registry.py).
 DATASETS = {"movielens-100k": 100_000, "movielens-1m": 1_000_209}
@@ -308,35 +308,7 @@ def judge_goals(summary: dict) -> list:
 # ------------------------------------------------------------------ machine and report
 
 def machine() -> dict:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-
-    def version(name):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "cpu_model": model,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "memory_bytes": psutil.virtual_memory().total,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": version("tensorflow"),
-        "apache_beam": version("apache-beam"),
-        "pandas": version("pandas"),
-        "psutil": version("psutil"),
-        "tfmeta": tfmeta.__version__,
-    }
+    return machine_info.describe(["tensorflow", "apache-beam", "pandas", "psutil"])
 
 
 def _mib(n: float) -> str:
