@@ -195,10 +195,9 @@ def mse(a, b):
     return tf.add_n([tf.reduce_mean((x - y) ** 2) for x, y in zip(a, b)])
 
 
-def test_training_learns_to_extrapolate_a_trend():
-    gen = CoordinateGRUGenerator(SPECS, hidden_size=H)
-    gen.build()
-    opt = tf.keras.optimizers.Adam(1e-2)
+def adam_step(gen, learning_rate):
+    """A tf.function Adam step fitting the generator's last output to a target."""
+    opt = tf.keras.optimizers.Adam(learning_rate)
 
     @tf.function
     def train_step(seq, target):
@@ -208,6 +207,14 @@ def test_training_learns_to_extrapolate_a_trend():
         grads = tape.gradient(loss, gen.trainable_variables)
         opt.apply_gradients(zip(grads, gen.trainable_variables))
         return loss
+
+    return train_step
+
+
+def test_training_learns_to_extrapolate_a_trend():
+    gen = CoordinateGRUGenerator(SPECS, hidden_size=H)
+    gen.build()
+    train_step = adam_step(gen, 1e-2)
 
     rng = np.random.default_rng(0)
     for _ in range(400):  # fresh trends every step: it must infer d from the sequence
@@ -279,16 +286,7 @@ def test_linear_generator_is_a_convex_combination():
 def test_linear_generator_trains():
     gen = LinearGenerator(SPECS, num_steps=3)
     gen.build()
-    opt = tf.keras.optimizers.Adam(5e-2)
-
-    @tf.function
-    def train_step(seq, target):
-        with tf.GradientTape() as tape:
-            outputs, _ = gen(seq, gen.initial_state())
-            loss = mse(outputs[-1], target)
-        grads = tape.gradient(loss, gen.trainable_variables)
-        opt.apply_gradients(zip(grads, gen.trainable_variables))
-        return loss
+    train_step = adam_step(gen, 5e-2)
 
     def batch(seed):  # the target is the mean of the last three snapshots
         seq = snapshots(3, seed=seed)
