@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import collections
 import json
-import logging
 import time
 from typing import Optional, Sequence
 
@@ -28,7 +27,6 @@ from pipelines import manifest, output
 from pipelines.options import BuildOptions, ResolvedBuild, resolve
 from tfmeta.data import negatives, readers, schema, timesteps
 
-LOG = logging.getLogger(__name__)
 RUNNERS = ("in-process", "multi-process")
 # Rows cross stage boundaries as plain tuples in Interaction's field order: Beam's coder
 # encodes tuples about 4x faster than namedtuples, which it pickles.

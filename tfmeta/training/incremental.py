@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
