@@ -23,6 +23,15 @@ probe): its variables take the generated values, the model's ordinary gradient a
 point is computed, and the chain rule carries it into the generator
 (`tape.gradient(generated, generator_weights, output_gradients=...)`). That is the
 exact gradient, and it works for any Keras model.
+
+Only the embedding rows a batch reads are generated during training (`gather_rows`):
+the batch's loss does not depend on the others, and the generator's rows are
+independent, so the meta-gradient is the same while a step costs the batch's rows
+instead of the whole tables (the whole-table cost made every step grow with the
+number of ids). The rows are found model-agnostically, from the indices of the
+probe's sparse gradient; a table whose gradient is dense is generated whole.
+`meta_seconds` excludes graph tracing (`trace_seconds`): asmg-gru-full traces a new
+step for every window length, the windowed variants once.
 """
 from __future__ import annotations
 
@@ -60,13 +69,14 @@ class ASMG(UpdateStrategy):
 
     def __init__(self, model, generator: str = "gru", variant: str = "multi", k: int = 3,
                  hidden_size: int = 4, meta_learning_rate: float = 1e-3,
-                 meta_epochs: int = 1, max_periods: int = 21, **kwargs):
+                 meta_epochs: int = 1, max_periods: int = 21, gather_rows: bool = True,
+                 **kwargs):
         super().__init__(model, **kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"unknown ASMG variant {variant!r}; choose from {VARIANTS}")
         self.variant = "single" if generator == "linear" else variant
         self.name = "asmg-linear" if generator == "linear" else f"asmg-gru-{variant}"
-        self.k, self.meta_epochs = k, meta_epochs
+        self.k, self.meta_epochs, self.gather_rows = k, meta_epochs, gather_rows
         specs = param_specs(model)
         self.generator = (generators.LinearGenerator(specs, num_steps=k) if generator == "linear"
                           else generators.CoordinateGRUGenerator(specs, hidden_size))
@@ -75,7 +85,8 @@ class ASMG(UpdateStrategy):
         self.meta_optimizer.build(self.generator.trainable_variables)
         self._meta_step = tf.function(self._generator_step, reduce_retracing=True)
         self.probe = clone(model)
-        self.meta_seconds = 0.0
+        self.tables = [j for j, spec in enumerate(specs) if spec.embedding]
+        self.meta_seconds = self.trace_seconds = 0.0
         # The window of recent base models (fixed slots, `filled` of them in use) and the
         # hidden state before its first one: variables, so that checkpoints carry them.
         capacity = max_periods if self.variant == "full" else k
@@ -92,13 +103,14 @@ class ASMG(UpdateStrategy):
 
     def update(self, source, i: int) -> float:
         loss = super().update(source, i)  # the base model: theta_i
-        tick = time.perf_counter()
+        self.meta_seconds = self.trace_seconds = 0.0
         if int(self.filled):
             for _ in range(self.meta_epochs):
                 self._train_generator(source, i)
+            tick = time.perf_counter()
             if int(self.filled) == len(self.slots) and self.variant not in ("full", "zero"):
                 self._advance_state()
-        self.meta_seconds = time.perf_counter() - tick  # the generator's training time
+            self.meta_seconds += time.perf_counter() - tick
         self._push(self.model.trainable_variables)
         return loss
 
@@ -146,26 +158,67 @@ class ASMG(UpdateStrategy):
         active = [s for s in range(steps) if weights[s] > 0]
         newest = source.periods([i])
         older = [source.periods([targets[s]]).repeat() for s in active[:-1]]
+        signature = (tuple(d.element_spec for d in older + [newest]), tuple(active),
+                     tuple(weights), steps)
+        tick = time.perf_counter()
+        self._meta_step.get_concrete_function(*signature)  # traced before the clock runs
+        self.trace_seconds += time.perf_counter() - tick
+        tick = time.perf_counter()
         for batches in zip(*older, newest) if older else ((b,) for b in newest):
             self._meta_step(batches, tuple(active), tuple(weights), steps)
+        self.meta_seconds += time.perf_counter() - tick
 
     def _generator_step(self, batches: tuple, active: tuple, weights: tuple,
                         steps: int) -> None:
         """One meta-gradient step (traced once per window length)."""
+        rows = self._rows_read(batches)
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            sequence = [list(slot) for slot in self.slots[:steps]]
-            outputs, _ = self.generator(sequence, self._start_state())
+            sequence = [self._gather(slot, rows) for slot in self.slots[:steps]]
+            outputs, _ = self.generator(sequence, self._gather(self._start_state(), rows))
         targets, output_gradients = [], []
         for s, batch in zip(active, batches):
-            copy_weights(outputs[s], self.probe.trainable_variables)
+            self._load_probe(outputs[s], rows)
             with tf.GradientTape() as probe_tape:
                 loss = bce_loss(self.probe(batch, training=True), batch["label"])
             grads = probe_tape.gradient(loss, self.probe.trainable_variables)
             targets.extend(outputs[s])
-            output_gradients.extend(tf.convert_to_tensor(g) * weights[s] for g in grads)
+            output_gradients.extend(self._on_rows(g, rows.get(j)) * weights[s]
+                                    for j, g in enumerate(grads))
         gradients = tape.gradient(targets, variables, output_gradients=output_gradients)
         self.meta_optimizer.apply_gradients(zip(gradients, variables))
+
+    def _rows_read(self, batches: tuple) -> dict:
+        """Sorted embedding rows the batches read, per table index; {} generates whole
+        tables. The probe's current values do not matter: only which rows get gradient."""
+        if not self.gather_rows:
+            return {}
+        variables = self.probe.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([bce_loss(self.probe(b, training=True), b["label"])
+                             for b in batches])
+        grads = tape.gradient(loss, [variables[j] for j in self.tables])
+        return {j: tf.sort(tf.unique(g.indices)[0]) for j, g in zip(self.tables, grads)
+                if isinstance(g, tf.IndexedSlices)}
+
+    @staticmethod
+    def _gather(values, rows: dict) -> list:
+        return [tf.gather(v, rows[j]) if j in rows else v for j, v in enumerate(values)]
+
+    def _load_probe(self, generated, rows: dict) -> None:
+        for j, (value, variable) in enumerate(zip(generated, self.probe.trainable_variables)):
+            if j in rows:
+                variable.scatter_update(tf.IndexedSlices(value, rows[j]))
+            else:
+                variable.assign(value)
+
+    @staticmethod
+    def _on_rows(gradient, rows):
+        """A probe gradient as a dense tensor over `rows` (all rows when None)."""
+        if rows is None:
+            return tf.convert_to_tensor(gradient)
+        positions = tf.searchsorted(rows, gradient.indices)
+        return tf.math.unsorted_segment_sum(gradient.values, positions, tf.size(rows))
 
 
 def from_method(model, method: str, k: int = 3, hidden_size: int = 4, **kwargs) -> ASMG:

@@ -25,7 +25,9 @@ snapshot is a list of tensors with those shapes.
     parameters are per embedding *dimension* and shared by all ids: W [dim, 3, H],
     U [dim, 3, H, H], b [dim, 3, H], v [dim, H], c [dim]; the generator's size does
     not depend on the number of rows, while the hidden state is still per id and
-    dimension, [rows, dim, H] (S + [H] for the other variables).
+    dimension, [rows, dim, H] (S + [H] for the other variables). Rows are therefore
+    independent: a step may hold any subset of a table's rows (with the same rows of
+    the state), which is how ASMG trains on only the rows a batch reads.
 
     Read-out and initialisation (a tfmeta choice). The paper's read-out is linear on
     the hidden state, y = h . v + c. tfmeta adds a skip connection from the current
@@ -111,6 +113,12 @@ def _specs_config(specs: Sequence[ParamSpec]) -> list:
     return [{"shape": list(s.shape), "embedding": s.embedding} for s in specs]
 
 
+def _input_shape(spec: ParamSpec) -> tuple:
+    """What a step may hold for a variable: any subset of an embedding table's rows (the
+    GRU parameters do not depend on the row), exactly the shape otherwise."""
+    return (None,) + spec.shape[1:] if spec.embedding else spec.shape
+
+
 def _check_sequence(sequence, specs: Sequence[ParamSpec], dtype) -> List[List[tf.Tensor]]:
     if not isinstance(sequence, (list, tuple)) or len(sequence) < 1:
         raise ValueError("sequence must be a non-empty list over steps of lists of tensors")
@@ -122,10 +130,11 @@ def _check_sequence(sequence, specs: Sequence[ParamSpec], dtype) -> List[List[tf
         tensors = []
         for i, (x, spec) in enumerate(zip(snapshot, specs)):
             x = tf.cast(tf.convert_to_tensor(x), dtype)
-            if not x.shape.is_compatible_with(spec.shape):
+            shape = _input_shape(spec)
+            if not x.shape.is_compatible_with(shape):
                 raise ValueError(f"step {step}, variable {i}: shape {x.shape} does not match "
                                  f"its ParamSpec {list(spec.shape)}")
-            tensors.append(tf.ensure_shape(x, spec.shape))
+            tensors.append(tf.ensure_shape(x, shape))
         steps.append(tensors)
     return steps
 
@@ -235,7 +244,8 @@ class CoordinateGRUGenerator(tf.keras.layers.Layer):
         views, hidden = [], []
         for i, spec in enumerate(self.specs):
             views.append(self._views(i))
-            s = tf.ensure_shape(tf.cast(state[i], self.dtype), self._state_shape(spec))
+            s = tf.ensure_shape(tf.cast(state[i], self.dtype),
+                                _input_shape(spec) + (self.hidden_size,))
             hidden.append(s if spec.embedding else tf.reshape(s, (1, -1, h)))
         outputs = []
         for snapshot in steps:  # k is small: one Python iteration per period
@@ -243,7 +253,7 @@ class CoordinateGRUGenerator(tf.keras.layers.Layer):
             for i, (x, spec) in enumerate(zip(snapshot, self.specs)):
                 x2 = x if spec.embedding else tf.reshape(x, (1, -1))
                 y, hidden[i] = self._step(x2, hidden[i], views[i])
-                generated.append(tf.reshape(y, spec.shape))
+                generated.append(y if spec.embedding else tf.reshape(y, spec.shape))
             outputs.append(generated)
         final_state = [hd if spec.embedding else tf.reshape(hd, self._state_shape(spec))
                        for hd, spec in zip(hidden, self.specs)]

@@ -177,7 +177,8 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         tick = time.perf_counter()
         loss = strategy.update(source, i)
         timing = {"update_seconds": time.perf_counter() - tick,
-                  "meta_seconds": getattr(strategy, "meta_seconds", 0.0)}
+                  "meta_seconds": getattr(strategy, "meta_seconds", 0.0),
+                  "trace_seconds": getattr(strategy, "trace_seconds", 0.0)}
         incremental.copy_weights(strategy.serving_weights(), serving_model.trainable_variables)
         serving_model.set_known(*[int(v) for v in (model.known_users, model.known_items)])
         scores = evaluate(predict, source.periods([i + 1], shuffle=False))
@@ -192,7 +193,8 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         "test": {k: _mean(rows, TEST, k) for k in ("auc", "logloss")},
         "per_period": [{"period": r["period"], "auc": r["auc"], "logloss": r["logloss"],
                         "update_seconds": r["update_seconds"],
-                        "meta_seconds": r["meta_seconds"]} for r in rows],
+                        "meta_seconds": r["meta_seconds"],
+                        "trace_seconds": r.get("trace_seconds", 0.0)} for r in rows],
         "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
     }
     _write_json(os.path.join(out, "metrics.json"), metrics)
