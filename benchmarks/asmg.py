@@ -11,9 +11,13 @@ For each dataset the protocol B periods are built once into RUNS_DIR/periods/<da
 
     sys.executable -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR
 
-in its own subprocess, `--workers` of them at a time, each with the method's defaults
-(nothing is tuned, least of all on test periods). The benchmark reads every run's
-metrics.json and writes
+in its own subprocess, `--workers` of them at a time, each with the method's defaults.
+One thing is chosen, on validation periods only: the base model's training budget
+(`--epochs`, passes over each period, and `--pretrain-epochs`, over periods 1-10),
+shared by every method. IU with seed 0 is run over BUDGET_GRID and the budget with the
+best mean validation AUC (scored periods 22-24) is used for all methods and seeds
+(`--budget E,P` fixes it instead). The benchmark reads every run's metrics.json and
+writes
 
     benchmarks/results/asmg.md                          the table, the claim, timing
     benchmarks/results/asmg.json                        raw figures and every run's metrics
@@ -21,7 +25,8 @@ metrics.json and writes
 
 (`asmg-quick*` with --quick). A later invocation on other datasets adds its datasets
 to asmg.json / asmg.md and keeps the ones it did not run; a dataset run again is
-replaced. Runs live in RUNS_DIR/<dataset>/<method>/seed-<n>; with --resume a run whose
+replaced. Runs live in RUNS_DIR/<dataset>/e<E>-p<P>/<method>/seed-<n> (the budget
+search's in RUNS_DIR/<dataset>/budget/...); with --resume a run whose
 metrics.json exists is reused, and one that was killed part-way is continued with
 `tfmeta train --resume` (which ends with the metrics of an uninterrupted run).
 """
@@ -64,6 +69,8 @@ TIMING_PERIOD = 31               # per_period entry of the update on period 30
 FIRST_SCORED = 12
 VALIDATION = (22, 23, 24)        # PROTOCOLS.md B.4 (scored periods i + 1)
 TEST = tuple(range(25, 32))
+BUDGET_GRID = tuple((e, p) for e in (1, 2, 3) for p in (1, 3, 5))  # (epochs, pretrain)
+BUDGET_SEED = 0
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
@@ -131,6 +138,7 @@ class Run:
     method: str
     seed: int
     out: str
+    budget: tuple = (1, 1)  # (epochs, pretrain_epochs) of the base model
 
     @property
     def metrics_path(self) -> str:
@@ -161,7 +169,8 @@ def _write_json(path: str, value) -> None:
 def train(run: Run, periods: str, workers: int) -> dict:
     """One `tfmeta train` in a subprocess; returns its process figures and metrics."""
     cmd = [sys.executable, "-m", "tfmeta.cli", "train", "--periods", periods,
-           "--method", run.method, "--out", run.out, "--seed", str(run.seed)]
+           "--method", run.method, "--out", run.out, "--seed", str(run.seed),
+           "--epochs", str(run.budget[0]), "--pretrain-epochs", str(run.budget[1])]
     resumed = run.partial
     if resumed:
         cmd.append("--resume")
@@ -197,6 +206,9 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     expected = {"method": run.method, "seed": run.seed, "dataset": run.dataset,
                 "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
+    budget = tuple(metrics.get("options", {}).get(k, 1) for k in ("epochs", "pretrain_epochs"))
+    if budget != tuple(run.budget):
+        wrong["epochs, pretrain_epochs"] = budget
     if wrong:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.name} on {periods}: "
                          f"{wrong}; remove the run folder or choose another --runs-dir")
@@ -206,6 +218,59 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     return {"dataset": run.dataset, "method": run.method, "seed": run.seed,
             "run_dir": os.path.relpath(run.out, ROOT), "process": record,
             "metrics": metrics}
+
+
+def run_all(runs: list, periods: str, workers: int, desc: str) -> tuple:
+    """Runs what has no metrics.json yet, `workers` at a time; ({name: run}, [failed])."""
+    done = {r.name: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
+    todo = [r for r in runs if r.name not in done]
+    failed = []
+    print(f"{desc}: {len(runs)} runs ({len(done)} reused), {workers} at a time",
+          file=sys.stderr, flush=True)
+    bar = tqdm(total=len(runs), initial=len(done), desc=desc, unit="run", dynamic_ncols=True)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(train, r, periods, workers): r for r in todo}
+        for future in concurrent.futures.as_completed(futures):
+            run = futures[future]
+            record = future.result()
+            if record["returncode"] == 0 and os.path.exists(run.metrics_path):
+                result = done[run.name] = load_run(run, periods, record)
+                m = result["metrics"]
+                bar.set_postfix_str(f"{run.method} s{run.seed}: test AUC "
+                                    f"{m['test']['auc']:.4f} ({m['seconds']:.0f} s)")
+            else:
+                failed.append(run)
+                tqdm.write(f"FAILED: {run.name} (exit {record['returncode']}); see "
+                           f"{os.path.join(run.out, 'train.log')}", file=sys.stderr)
+            bar.update(1)
+    bar.close()
+    return done, failed
+
+
+def budget_name(budget: tuple) -> str:
+    return f"e{budget[0]}-p{budget[1]}"
+
+
+def select_budget(dataset: str, periods: str, runs_dir: str, workers: int) -> dict:
+    """The base model's (epochs, pretrain_epochs) with the best validation AUC of IU
+    (seed BUDGET_SEED) over BUDGET_GRID. Test periods are never looked at."""
+    runs = [Run(dataset, REFERENCE, BUDGET_SEED,
+                os.path.join(runs_dir, dataset, "budget", budget_name(b),
+                             f"seed-{BUDGET_SEED}"), b) for b in BUDGET_GRID]
+    done, failed = run_all(runs, periods, workers, f"{dataset} budget search")
+    if failed:
+        raise SystemExit(f"the budget search failed: {', '.join(r.name for r in failed)}; "
+                         "see their train.log and rerun (finished runs are reused)")
+    grid = []
+    for run in runs:
+        m = done[run.name]["metrics"]
+        grid.append({"epochs": run.budget[0], "pretrain_epochs": run.budget[1],
+                     "val_auc": m["val"]["auc"], "val_logloss": m["val"]["logloss"],
+                     "seconds": m["seconds"], "run_dir": os.path.relpath(run.out, ROOT)})
+    best = max(grid, key=lambda g: g["val_auc"])
+    return {"criterion": f"mean validation AUC (scored periods {VALIDATION[0]}-"
+                         f"{VALIDATION[-1]}) of {REFERENCE}, seed {BUDGET_SEED}",
+            "grid": grid, "chosen": [best["epochs"], best["pretrain_epochs"]]}
 
 
 # ------------------------------------------------------------------ summaries
@@ -270,7 +335,10 @@ def summarize(runs: list, methods: list) -> dict:
         meta = [float(np.mean([r["meta_seconds"] for r in x["per_period"]])) for x in runs_m]
         meta_last = [p[TIMING_PERIOD]["meta_seconds"] for p in pp if TIMING_PERIOD in p]
         update_last = [p[TIMING_PERIOD]["update_seconds"] for p in pp if TIMING_PERIOD in p]
+        trace = [float(sum(r.get("trace_seconds", 0.0) for r in x["per_period"]))
+                 for x in runs_m]
         timing[m] = {"update_seconds_mean": _stats(update),
+                     "trace_seconds_run": _stats(trace),
                      "meta_seconds_mean": _stats(meta),
                      "update_seconds_last": _stats(update_last),
                      "meta_seconds_last": _stats(meta_last)}
@@ -486,6 +554,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     table, best, timing = s["table"], s["best"], s["timing"]
     p = section["periods"]
     n_seeds = len(section["seeds"])
+    budget = section.get("budget", {"epochs": 1, "pretrain_epochs": 1})
     out = [f"## {dataset}", "",
            f"- Date: {section['date']}",
            f"- Command: `{section['command']}` (from the repository root)",
@@ -494,8 +563,25 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
            f"- Runs: {len(section['methods'])} methods x seeds {section['seeds']} = "
            f"{len(section['runs'])} runs, {section['workers']} at a time "
            f"({section['reused']} reused from an earlier invocation); each method with its "
-           "defaults (`tfmeta train --method M --seed S`), nothing tuned.",
+           f"defaults (`tfmeta train --method M --seed S --epochs {budget['epochs']} "
+           f"--pretrain-epochs {budget['pretrain_epochs']}`).",
            ]
+    search = budget.get("search")
+    if search:
+        out += [f"- Base-model budget, the one choice made (on validation only): "
+                f"`--epochs {budget['epochs']} --pretrain-epochs {budget['pretrain_epochs']}` "
+                f"had the best {search['criterion']} of the grid below, and every method "
+                "and seed uses it. Test periods played no part.", "",
+                "| epochs per period | pre-training epochs | val AUC | val LogLoss | s |",
+                "|---:|---:|---:|---:|---:|"]
+        for g in search["grid"]:
+            chosen = [g["epochs"], g["pretrain_epochs"]] == search["chosen"]
+            out.append(f"| {g['epochs']} | {g['pretrain_epochs']} "
+                       f"| {_bold(format(g['val_auc'], '.4f'), chosen)} "
+                       f"| {g['val_logloss']:.4f} | {g['seconds']:.0f} |")
+        out.append("")
+    else:
+        out.append("- Base-model budget fixed by the command (not searched).")
     digests = sorted({r["process"].get("source") for r in section["runs"]} - {None})
     for earlier in section.get("earlier", []):
         out.append(f"- Reused runs were made by `{earlier['command']}` ({earlier['date']}).")
@@ -605,13 +691,14 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
             f"Seconds per period from each run's `per_period` (mean over the 20 updates, then "
             f"over seeds). `update_seconds` covers the whole update of a period, the "
             f"generator's training included; `meta_seconds` is the generator's training "
-            f"alone. \"Last period\" is the update on period 30 (scored on 31), where "
+            f"alone, without tracing its tf.function graphs (tracing: last column, "
+            f"seconds per run). \"Last period\" is the update on period 30 (scored on 31), where "
             f"{FULL} feeds its generator the whole model history and the windowed "
             f"variants k = 3 models.", "",
             "| method | update s / period | / IU | update s, last period "
             "| generator s / period | generator s, last period | CPU s per run | / IU "
-            "| CPU / wall |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| CPU / wall | generator tracing s / run |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     cpu = cpu_per_method(section["runs"])
     for m in s["methods"]:
         t = timing[m]
@@ -623,7 +710,8 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
                    f"| {_pm(t['meta_seconds_mean'], '.3f') if meta else '—'} "
                    f"| {_pm(t['meta_seconds_last'], '.3f') if meta else '—'} "
                    f"| {_pm(cpu[m]['cpu'], '.0f')} | {_ratio(cpu[m].get('cpu_over_iu'))} "
-                   f"| {_pm(cpu[m]['cpu_over_wall'], '.2f')} |")
+                   f"| {_pm(cpu[m]['cpu_over_wall'], '.2f')} "
+                   f"| {_pm(t['trace_seconds_run'], '.1f') if meta else '—'} |")
     ratio = s["full_over_multi_meta"]
     out.append("")
     if ratio and ratio["of_means"]:
@@ -762,12 +850,24 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: movielens-100k, iu and asmg-gru-multi, seed 0; "
                              "results get an asmg-quick prefix")
+    parser.add_argument("--budget", default=None, metavar="E,P",
+                        help="base-model epochs per period and pre-training epochs for "
+                             "every run (default: chosen per dataset on validation "
+                             "periods, see BUDGET_GRID; --quick: 1,1)")
     parser.add_argument("--source-note", default=None,
                         help="a sentence for the report when runs used different tfmeta/ "
                              "sources (e.g. what you checked about it)")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the .md, .json and .png go (default benchmarks/results)")
     args = parser.parse_args(argv)
+    fixed_budget = None
+    if args.budget or args.quick:
+        try:
+            fixed_budget = tuple(int(v) for v in (args.budget or "1,1").split(","))
+        except ValueError:
+            fixed_budget = ()
+        if len(fixed_budget) != 2 or min(fixed_budget) < 1:
+            parser.error(f"--budget takes two positive integers E,P, not {args.budget!r}")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "benchmarks.asmg", *argv])
 
@@ -791,15 +891,11 @@ def main(argv=None) -> int:
     runs_dir = os.path.abspath(args.runs_dir or os.path.join(
         ROOT, "runs", "asmg-quick" if args.quick else "asmg"))
 
-    plan = {d: [Run(d, m, s, os.path.join(runs_dir, d, m, f"seed-{s}"))
-                for s in seeds for m in methods] for d in datasets}
-    existing = [r for runs in plan.values() for r in runs if os.path.exists(r.out)]
+    existing = [d for d in datasets if os.path.exists(os.path.join(runs_dir, d))]
     if existing and not args.resume:
-        names = ", ".join(r.name for r in existing[:5])
-        parser.error(f"{len(existing)} of the planned runs already exist under {runs_dir} "
-                     f"({names}{', ...' if len(existing) > 5 else ''}); pass --resume to "
-                     "reuse finished ones and continue killed ones, or choose another "
-                     "--runs-dir")
+        parser.error(f"runs of {', '.join(existing)} already exist under {runs_dir}; pass "
+                     "--resume to reuse finished ones and continue killed ones, or choose "
+                     "another --runs-dir")
 
     json_path = os.path.join(args.results_dir, f"{prefix}.json")
     md_path = os.path.join(args.results_dir, f"{prefix}.md")
@@ -812,38 +908,26 @@ def main(argv=None) -> int:
     failed = []
     for dataset in datasets:
         periods = ensure_periods(dataset, runs_dir)
-        runs = plan[dataset]
-        done = {r.name: load_run(r, periods["path"]) for r in runs
-                if os.path.exists(r.metrics_path)}
-        todo = [r for r in runs if r.name not in done]
         started = time.perf_counter()
-        print(f"{dataset}: {len(runs)} runs ({len(done)} reused), {args.workers} at a time",
-              file=sys.stderr, flush=True)
-        bar = tqdm(total=len(runs), initial=len(done), desc=f"{dataset} runs", unit="run",
-                   dynamic_ncols=True)
-        with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
-            futures = {pool.submit(train, r, periods["path"], args.workers): r for r in todo}
-            for future in concurrent.futures.as_completed(futures):
-                run = futures[future]
-                record = future.result()
-                if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-                    result = done[run.name] = load_run(run, periods["path"], record)
-                    m = result["metrics"]
-                    bar.set_postfix_str(f"{run.method} s{run.seed}: test AUC "
-                                        f"{m['test']['auc']:.4f} ({m['seconds']:.0f} s)")
-                else:
-                    failed.append(run)
-                    tqdm.write(f"FAILED: {run.name} (exit {record['returncode']}); see "
-                               f"{os.path.join(run.out, 'train.log')}", file=sys.stderr)
-                bar.update(1)
-        bar.close()
+        search = None
+        if fixed_budget:
+            budget = fixed_budget
+        else:
+            search = select_budget(dataset, periods["path"], runs_dir, args.workers)
+            budget = tuple(search["chosen"])
+        runs = [Run(dataset, m, s, os.path.join(runs_dir, dataset, budget_name(budget), m,
+                                                f"seed-{s}"), budget)
+                for s in seeds for m in methods]
+        reused = sum(os.path.exists(r.metrics_path) for r in runs)
+        done, failures = run_all(runs, periods["path"], args.workers, f"{dataset} runs")
+        failed += failures
         results = [done[r.name] for r in runs if r.name in done]
         if not results:
             continue
         summary = summarize(results, methods)
         ran = sorted({r["seed"] for r in results})
         earlier = []
-        if len(runs) > len(todo) and dataset in previous:  # whose runs are reused
+        if reused and dataset in previous:  # whose runs are reused
             before = previous[dataset]
             earlier = list(before.get("earlier", []))
             if before.get("reused", 0) < len(before.get("runs", [])):  # it made runs
@@ -855,7 +939,9 @@ def main(argv=None) -> int:
             "command": command, "machine": machine_info, "gpus_seen_by_tensorflow": gpus,
             "workers": args.workers, "methods": summary["methods"], "seeds": ran,
             "periods_dir": os.path.relpath(periods["path"], ROOT), "periods": periods,
-            "reused": len(runs) - len(todo), "earlier": earlier,
+            "reused": reused, "earlier": earlier,
+            "budget": {"epochs": budget[0], "pretrain_epochs": budget[1],
+                       "search": search},
             "source_note": args.source_note,
             "failed": [r.name for r in failed if r.dataset == dataset],
             "benchmark_seconds": time.perf_counter() - started,

@@ -94,6 +94,8 @@ def _train(args) -> int:
                          "the incremental CTR methods")
     from tfmeta.training.incremental import IncrementalOptions, train_incremental
     options = IncrementalOptions(method=args.method, seed=args.seed, epochs=args.epochs,
+                                 pretrain_epochs=args.pretrain_epochs,
+                                 incctr_lambda=args.incctr_lambda,
                                  batch_size=args.batch_size,
                                  learning_rate=args.learning_rate,
                                  embedding_dim=args.embedding_dim, k=args.k,
@@ -211,13 +213,17 @@ def make_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train and score a method over periods")
     train.add_argument("--periods", required=True, help="a built period dataset")
     train.add_argument("--method", required=True,
-                       help="protocol B: iu, bu-3, bu-5, bu-7, incctr, asmg-linear, "
-                            "asmg-gru-{single,multi,unif,full,zero}")
+                       help="protocol B: iu, bu-3, bu-5, bu-7, incctr, spmf, sml, "
+                            "asmg-linear, asmg-gru-{single,multi,unif,full,zero}")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true",
                        help="continue a killed run from its last completed period")
     train.add_argument("--epochs", type=int, default=1, help="passes over each period")
+    train.add_argument("--pretrain-epochs", type=int, default=1,
+                       help="passes over the pre-training periods 1-10")
+    train.add_argument("--incctr-lambda", type=float, default=0.5,
+                       help="IncCTR: weight of the distillation loss")
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--embedding-dim", type=int, default=8)
