@@ -150,7 +150,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        return f"{self.dataset}/{self.method}/seed-{self.seed}"
+        return f"{self.dataset}/{budget_name(self.budget)}/{self.method}/seed-{self.seed}"
 
 
 def _read_json(path: str):
