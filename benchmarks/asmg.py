@@ -40,7 +40,6 @@ import argparse  # noqa: E402
 import concurrent.futures  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
-import glob  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -89,13 +88,22 @@ def gpus_seen() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
+# What a protocol B run imports of tfmeta/ (the rest, e.g. protocol A, may change
+# while a benchmark runs without touching its results).
+PROTOCOL_B_SOURCES = (
+    "tfmeta/__init__.py", "tfmeta/cli.py", "tfmeta/data/periods.py", "tfmeta/data/schema.py",
+    "tfmeta/evaluation/metrics.py", "tfmeta/meta/asmg.py", "tfmeta/meta/generators.py",
+    "tfmeta/meta/incremental.py", "tfmeta/meta/sml.py", "tfmeta/meta/spmf.py",
+    "tfmeta/models/embedding_mlp.py", "tfmeta/training/incremental.py")
+
+
 def source_digest() -> str:
-    """A short digest of tfmeta/**/*.py: the code a run about to start will import.
+    """A short digest of PROTOCOL_B_SOURCES: the code a run about to start will import.
     Others edit the library while benchmarks run; runs of one table should agree."""
     digest = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(ROOT, "tfmeta", "**", "*.py"), recursive=True)):
-        digest.update(os.path.relpath(path, ROOT).encode())
-        with open(path, "rb") as f:
+    for path in PROTOCOL_B_SOURCES:
+        digest.update(path.encode())
+        with open(os.path.join(ROOT, path), "rb") as f:
             digest.update(hashlib.sha256(f.read()).digest())
     return digest.hexdigest()[:12]
 
@@ -236,8 +244,8 @@ def run_all(runs: list, periods: str, workers: int, desc: str) -> tuple:
             if record["returncode"] == 0 and os.path.exists(run.metrics_path):
                 result = done[run.name] = load_run(run, periods, record)
                 m = result["metrics"]
-                bar.set_postfix_str(f"{run.method} s{run.seed}: test AUC "
-                                    f"{m['test']['auc']:.4f} ({m['seconds']:.0f} s)")
+                bar.set_postfix_str(f"{run.method} s{run.seed}: val AUC "
+                                    f"{m['val']['auc']:.4f} ({m['seconds']:.0f} s)")
             else:
                 failed.append(run)
                 tqdm.write(f"FAILED: {run.name} (exit {record['returncode']}); see "

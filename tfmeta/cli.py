@@ -85,27 +85,36 @@ def _periods_show(args) -> int:
     return 0
 
 
+def _given(args, names) -> dict:
+    """The options the user passed (None = the protocol's own default)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def _train(args) -> int:
     from tfmeta.data.periods import PeriodDataset
-    protocol = PeriodDataset(args.periods).protocol
-    if protocol != "b":
-        raise ValueError("training on protocol A periods (LeapRec and the ranking "
-                         "baselines) is not available yet; build protocol B periods for "
-                         "the incremental CTR methods")
-    from tfmeta.training.incremental import IncrementalOptions, train_incremental
-    options = IncrementalOptions(method=args.method, seed=args.seed, epochs=args.epochs,
-                                 pretrain_epochs=args.pretrain_epochs,
-                                 incctr_lambda=args.incctr_lambda,
-                                 batch_size=args.batch_size,
-                                 learning_rate=args.learning_rate,
-                                 embedding_dim=args.embedding_dim, k=args.k,
-                                 hidden_size=args.hidden_size,
-                                 meta_learning_rate=args.meta_learning_rate)
-    metrics = train_incremental(args.periods, args.out, options, resume=args.resume)
-    print(f"{metrics['method']} on {metrics['dataset']} (seed {metrics['seed']}): "
-          f"validation AUC {metrics['val']['auc']:.4f} LogLoss {metrics['val']['logloss']:.4f}"
-          f" · test AUC {metrics['test']['auc']:.4f} LogLoss {metrics['test']['logloss']:.4f}"
-          f" · {metrics['seconds']:.0f} s\nwritten to {args.out}/metrics.json")
+    common = ("seed", "epochs", "batch_size", "learning_rate", "embedding_dim",
+              "meta_learning_rate")
+    if PeriodDataset(args.periods).protocol == "a":
+        from tfmeta.training.ranking import RankingOptions, train_ranking
+        options = RankingOptions(method=args.method, **_given(args, common + (
+            "iterations", "inner_steps", "gtl_dim", "otl_dim", "max_len", "granularity")))
+        metrics = train_ranking(args.periods, args.out, options, resume=args.resume)
+        for window in ("val", "test"):
+            figures = metrics[window]
+            sampled, full = figures["sampled"], figures["full"]
+            print(f"{window}: HR@10 {sampled['HR@10']:.4f} NDCG@10 {sampled['NDCG@10']:.4f} "
+                  f"MRR {sampled['MRR']:.4f} · full HR@10 {full['HR@10']:.4f} "
+                  f"({figures['instances']} instances)")
+    else:
+        from tfmeta.training.incremental import IncrementalOptions, train_incremental
+        options = IncrementalOptions(method=args.method, **_given(args, common + (
+            "pretrain_epochs", "incctr_lambda", "k", "hidden_size")))
+        metrics = train_incremental(args.periods, args.out, options, resume=args.resume)
+        print(f"validation AUC {metrics['val']['auc']:.4f} LogLoss "
+              f"{metrics['val']['logloss']:.4f} · test AUC {metrics['test']['auc']:.4f} "
+              f"LogLoss {metrics['test']['logloss']:.4f}")
+    print(f"{metrics['method']} on {metrics['dataset']} (seed {metrics['seed']}), "
+          f"{metrics['seconds']:.0f} s: written to {args.out}/metrics.json")
     return 0
 
 
@@ -214,23 +223,40 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--periods", required=True, help="a built period dataset")
     train.add_argument("--method", required=True,
                        help="protocol B: iu, bu-3, bu-5, bu-7, incctr, spmf, sml, "
-                            "asmg-linear, asmg-gru-{single,multi,unif,full,zero}")
+                            "asmg-linear, asmg-gru-{single,multi,unif,full,zero}; "
+                            "protocol A: mf, gcn, ngcf, lightgcn, sasrec, gru4rec, gnn-sa, "
+                            "leaprec, leaprec+MODEL, fomaml+MODEL")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true",
-                       help="continue a killed run from its last completed period")
-    train.add_argument("--epochs", type=int, default=1, help="passes over each period")
-    train.add_argument("--pretrain-epochs", type=int, default=1,
-                       help="passes over the pre-training periods 1-10")
-    train.add_argument("--incctr-lambda", type=float, default=0.5,
-                       help="IncCTR: weight of the distillation loss")
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--embedding-dim", type=int, default=8)
-    train.add_argument("--k", type=int, default=3, help="ASMG: base models in the window")
-    train.add_argument("--hidden-size", type=int, default=4, help="ASMG-GRU hidden units")
-    train.add_argument("--meta-learning-rate", type=float, default=1e-3,
-                       help="ASMG: the generator's learning rate")
+                       help="continue a killed run from its last completed period / "
+                            "epoch / iteration")
+    both = train.add_argument_group("both protocols (defaults differ: see the README)")
+    both.add_argument("--epochs", type=int,
+                      help="passes over each period (B, default 1) or over the training "
+                           "interactions (A, plain models, default 20)")
+    both.add_argument("--batch-size", type=int, help="default 256 (B), 1024 (A)")
+    both.add_argument("--learning-rate", type=float, help="Adam, default 1e-3")
+    both.add_argument("--embedding-dim", type=int, help="default 8 (B), 64 (A)")
+    both.add_argument("--meta-learning-rate", type=float,
+                      help="ASMG's generator / SML's transfer / LeapRec's meta Adam, "
+                           "default 1e-3")
+    b = train.add_argument_group("protocol B")
+    b.add_argument("--pretrain-epochs", type=int,
+                   help="passes over the pre-training periods 1-10 (default 1)")
+    b.add_argument("--incctr-lambda", type=float,
+                   help="IncCTR: weight of the distillation loss (default 0.5)")
+    b.add_argument("--k", type=int, help="ASMG: base models in the window (default 3)")
+    b.add_argument("--hidden-size", type=int, help="ASMG-GRU hidden units (default 4)")
+    a = train.add_argument_group("protocol A")
+    a.add_argument("--iterations", type=int,
+                   help="LeapRec/FOMAML: walks over the time steps (default 10)")
+    a.add_argument("--inner-steps", type=int, help="LeapRec/FOMAML: K (default 10)")
+    a.add_argument("--gtl-dim", type=int, help="LeapRec: GTL size, 0 = off (default 64)")
+    a.add_argument("--otl-dim", type=int, help="LeapRec: OTL size, 0 = off (default 64)")
+    a.add_argument("--max-len", type=int, help="history items read (default 50)")
+    a.add_argument("--granularity", choices=["day", "week", "month", "quarter"],
+                   help="LeapRec/FOMAML time steps (default: the dataset's)")
     train.set_defaults(run=_train)
 
     quick = commands.add_parser("quickstart", help="the main job on MovieLens-100K")

@@ -26,9 +26,9 @@ dL is stabilised to -|dL| (a step where the loss went up still pulls phi downhil
 
 Sign check: the meta step phi - beta * g adds beta * dtheta / norm, i.e. phi moves
 along the path, towards where the tasks' training went. The denominator is
-max(norm, epsilon) (epsilon = 1e-12 by default), so a step that changes nothing
-contributes exactly zero instead of 0/0 = NaN; every term is bounded by
-(1 + |grad L|) whatever the norm, so the guard changes nothing for real steps.
+max(norm, epsilon) (`epsilon`, 1e-12 by default), so a step that changes nothing
+contributes exactly zero instead of 0/0 = NaN. The guard only acts on steps shorter
+than epsilon, and their terms stay bounded by 1 + |grad L|.
 
 FOMAML (first-order MAML). A task's meta-gradient is the gradient of its loss at the
 end of its inner loop, grad L(theta(K)), with no second derivatives. It uses the same
@@ -69,10 +69,11 @@ step's `grad_before`:
 
 Lists are in the order of `meta_variables` (theta[i] has the shape of phi[i]).
 Gradients may be dense tensors, `tf.IndexedSlices` (embedding lookups; repeated rows
-are summed) or None (zero). The meta optimizer is a Keras 2 `tf.keras.optimizers.
-Optimizer`; it is built on `meta_variables` in the constructor so that its slots exist
-before a checkpoint restore. The checkpoint items do not include phi itself, which
-belongs to the caller's model.
+are summed) or None (zero). For dL to measure the step, compute loss_before and
+loss_after on the same data. The meta optimizer is a Keras 2
+`tf.keras.optimizers.Optimizer`; it is built on `meta_variables` in the constructor so
+that its slots exist before a checkpoint restore. The checkpoint items do not include
+phi itself, which belongs to the caller's model.
 """
 from __future__ import annotations
 

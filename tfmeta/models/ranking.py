@@ -41,6 +41,12 @@ def bpr_loss(scores: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_mean(tf.math.log_sigmoid(scores[:, :1] - scores[:, 1:]))
 
 
+def glorot(seed: Optional[int], offset: int = 0) -> tf.keras.initializers.Initializer:
+    """Glorot-uniform initialiser seeded with seed + offset (unseeded when seed is None):
+    each layer of a seeded model gets its own offset, so no two kernels start equal."""
+    return tf.keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
+
+
 def most_recent(history: tf.Tensor, max_len: int) -> tf.Tensor:
     """[B, max_len] item rows: the most recent max_len non-padding entries of each
     history, oldest first, left-padded with 0 (so the latest item is always last)."""
@@ -88,6 +94,13 @@ class RankingModel(tf.keras.Model):
         self.edge_targets = tf.Variable(tf.zeros([0], tf.int64), shape=[None],
                                         trainable=False, name="edge_targets")
 
+    def build_variables(self) -> None:
+        """One forward pass on a padding batch, so that every sublayer's variables exist
+        with their final shapes (subclasses with sublayers call it at the end of
+        __init__; meta-learners and `set_weights` need the full variable list)."""
+        zeros = tf.zeros([1, 1], tf.int64)
+        self({"user": tf.zeros([1], tf.int64), "history": zeros, "items": zeros})
+
     # ------------------------------------------------------------------ rows and nodes
 
     def user_nodes(self, users) -> tf.Tensor:
@@ -120,7 +133,10 @@ class RankingModel(tf.keras.Model):
 
     def call(self, inputs, training: bool = False) -> tf.Tensor:
         users = tf.reshape(tf.convert_to_tensor(inputs["user"]), [-1])
-        history = tf.convert_to_tensor(inputs.get("history", tf.zeros([0, 0], tf.int64)))
+        history = inputs.get("history")
+        # No history: an empty one per user (history models then read nothing).
+        history = (tf.zeros([tf.shape(users)[0], 0], tf.int64) if history is None
+                   else tf.convert_to_tensor(history))
         if history.shape.rank != 2:
             raise ValueError(f"history must be [B, L], got shape {history.shape}")
         nodes = self.node_representations(training)

@@ -1,0 +1,124 @@
+"""The protocol A driver: plain models, LeapRec / FOMAML plug-ins, metrics.json, resume."""
+import tfmeta  # noqa: F401
+
+import json
+
+import numpy as np
+import pytest
+
+from tfmeta.training import ranking
+from tfmeta.training.ranking import RankingOptions, train_ranking
+
+SAMPLED = {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
+FULL = {"HR@10", "NDCG@10", "MRR"}
+SMALL = dict(embedding_dim=16, gtl_dim=16, otl_dim=16, batch_size=512)
+
+
+@pytest.fixture(scope="module")
+def periods_a(build_once, movielens_100k):
+    return build_once("beam", input="movielens-100k", protocol="a")
+
+
+def test_metrics_json_has_the_keys_other_tools_read(periods_a, tmp_path):
+    out = tmp_path / "mf"
+    metrics = train_ranking(periods_a, str(out), RankingOptions("mf", epochs=3, **SMALL))
+    assert metrics == json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == "a" and metrics["dataset"] == "movielens-100k"
+    assert metrics["method"] == "mf" and metrics["seed"] == 0 and metrics["seconds"] > 0
+    for window in ("val", "test"):
+        figures = metrics[window]
+        assert set(figures["sampled"]) == SAMPLED and set(figures["full"]) == FULL
+        assert figures["instances"] > 0 and set(figures["excluded"]) == {"cold_user",
+                                                                          "cold_item"}
+        # Better than chance (HR@10 of a random ranking of 100 candidates is 0.1).
+        assert figures["sampled"]["HR@10"] > 0.2
+        assert figures["full"]["HR@10"] <= figures["sampled"]["HR@10"]
+    assert len(metrics["training"]["val"]["losses"]) == 3
+    assert metrics["training"]["val"]["losses"][-1] < metrics["training"]["val"]["losses"][0]
+
+
+@pytest.mark.parametrize("method", ["leaprec+mf", "fomaml+mf"])
+def test_meta_methods_walk_the_time_steps(periods_a, tmp_path, method):
+    options = RankingOptions(method, iterations=2, inner_steps=3, **SMALL)
+    metrics = train_ranking(periods_a, str(tmp_path / "run"), options)
+    losses = metrics["training"]["test"]["losses"]
+    steps = metrics["training"]["test"]["time_steps"]
+    assert len(losses) == 2 and all(len(row) == len(steps) for row in losses)
+    assert steps[-1].startswith("val-")  # the test phase trains on train + val
+    assert metrics["test"]["sampled"]["HR@10"] > 0.1
+
+
+def test_gtl_and_otl_follow_their_rules(periods_a):
+    """GTL restarts from its meta-parameters at every time step, OTL carries on."""
+    from tfmeta.data.periods import PeriodDataset
+    from tfmeta.data.interactions import UserTimelines
+    data = PeriodDataset(periods_a)
+    options = RankingOptions("leaprec+mf", iterations=1, inner_steps=2, **SMALL)
+    phase = ranking.Phase(data, "val", ("train",), options, "/tmp/unused-phase",
+                          UserTimelines(np.array([1]), np.array([1]), np.array([0])))
+    learner = phase.learner
+    rng = np.random.default_rng(0)
+    learner.begin_iteration()
+    starts = {n: [v.numpy().copy() for v in learner.phi[n]] for n in learner.parts}
+    rows = np.flatnonzero(phase.part.step == 0)
+    batches = [ranking._batches(phase.part, rng.choice(rows, 64)) for _ in range(3)]
+    learner.time_step(batches)
+    after_first = {n: [v.numpy().copy() for v in learner.theta[n]] for n in learner.parts}
+    learner.time_step(batches)
+    # GTL: the second step started again from phi, so it ends where the first ended.
+    for a, b in zip(after_first["gtl"], [v.numpy() for v in learner.theta["gtl"]]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # OTL: the second step went on from the first one's end.
+    assert any(not np.allclose(a, b) for a, b in
+               zip(after_first["otl"], [v.numpy() for v in learner.theta["otl"]]))
+    learner.end_iteration()
+    for n in learner.parts:  # both meta-parameter sets moved
+        assert any(not np.allclose(a, v.numpy()) for a, v in zip(starts[n], learner.phi[n]))
+
+
+def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
+    options = RankingOptions("leaprec+mf", iterations=2, inner_steps=2, **SMALL)
+    whole = train_ranking(periods_a, str(tmp_path / "whole"), options)
+
+    original = ranking.Phase._iteration
+    calls = {"n": 0}
+
+    def killed_in_the_second(self, rng):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, rng)
+    monkeypatch.setattr(ranking.Phase, "_iteration", killed_in_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train_ranking(periods_a, str(tmp_path / "resumed"), options)
+    monkeypatch.setattr(ranking.Phase, "_iteration", original)
+    with pytest.raises(FileExistsError):
+        train_ranking(periods_a, str(tmp_path / "resumed"), options)
+    resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
+    for key in ("val", "test", "training"):
+        assert _flat(resumed[key]) == pytest.approx(_flat(whole[key]), rel=1e-5)
+
+
+def _flat(value, prefix="") -> dict:
+    """Nested dicts and lists -> {path: number or string}."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {prefix: value}
+    out = {}
+    for key, item in items:
+        out.update(_flat(item, f"{prefix}/{key}"))
+    return out
+
+
+def test_bad_methods_and_protocols_are_refused(periods_a, small_periods, tmp_path):
+    with pytest.raises(ValueError, match="leaprec\\+MODEL"):
+        train_ranking(periods_a, str(tmp_path / "x"), RankingOptions("leaprec+nope"))
+    with pytest.raises(ValueError, match="protocol A"):
+        train_ranking(small_periods, str(tmp_path / "y"), RankingOptions("mf"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__]))

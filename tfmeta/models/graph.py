@@ -1,0 +1,153 @@
+"""Graph layers of the protocol A graph recommenders (GCN, GnnSa, NGCF, LightGCN), on TF-GNN.
+
+    graph = interaction_graph(model.edge_sources, model.edge_targets, model.num_nodes)
+    smoothed = propagate(graph, embeddings)        # [N, d]: sum_n norm(m, n) e_n
+    gcn = GraphConvolutionNetwork(units=64, num_layers=2)
+    nodes = gcn(graph, embeddings, training=True)
+
+The graph is one `tfgnn.GraphTensor` with a node set "nodes" (every node of the
+model's table, padding included) and an edge set "interactions" from `edge_sources`
+to `edge_targets`. It is rebuilt from the edge variables on every call, so a graph of
+another size needs no retracing, and propagation is a gather over edges plus a segment
+sum into the targets (`broadcast_node_to_edges`, `pool_edges_to_node`): O(E d), never
+a dense [N, N] matrix.
+
+Normalisation (GCN, Kipf & Welling 2017, as used by NGCF and LightGCN): the message
+along edge n -> m is weighted by norm(m, n) = 1 / sqrt(|N(m)| |N(n)|), where |N(v)| is
+v's degree, counted as the number of edges arriving at v (`set_graph` stores both
+directions, so this is v's number of neighbours). A degree of 0 is taken as 1 (such a
+node receives no message anyway). A pair given twice to `set_graph` is a double edge
+(weight 2 in the adjacency matrix), its degree counted twice: the matrix is
+D^-1/2 A D^-1/2 of the interaction counts. No self loops are added: the layers that
+want the node's own state (GCN, NGCF) have a separate self term.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_gnn as tfgnn
+
+from tfmeta.models.ranking import glorot
+
+NODES = "nodes"
+EDGES = "interactions"
+WEIGHT = "weight"  # the edge feature holding norm(target, source)
+
+
+def interaction_graph(sources, targets, num_nodes: int) -> tfgnn.GraphTensor:
+    """The GraphTensor of edges sources[e] -> targets[e] (node ids in 0..num_nodes-1),
+    with the symmetric normalisation of each edge as the edge feature WEIGHT."""
+    sources = tf.cast(tf.reshape(sources, [-1]), tf.int64)
+    targets = tf.cast(tf.reshape(targets, [-1]), tf.int64)
+    graph = tfgnn.GraphTensor.from_pieces(
+        node_sets={NODES: tfgnn.NodeSet.from_fields(
+            sizes=tf.constant([num_nodes], tf.int64), features={})},
+        edge_sets={EDGES: tfgnn.EdgeSet.from_fields(
+            sizes=tf.reshape(tf.size(sources, out_type=tf.int64), [1]),
+            adjacency=tfgnn.Adjacency.from_indices((NODES, sources), (NODES, targets)),
+            features={})})
+    degree = tf.cast(tfgnn.node_degree(graph, EDGES, tfgnn.TARGET), tf.float32)
+    inverse_root = tf.math.rsqrt(tf.maximum(degree, 1.0))
+    weight = (tfgnn.broadcast_node_to_edges(graph, EDGES, tfgnn.SOURCE,
+                                            feature_value=inverse_root)
+              * tfgnn.broadcast_node_to_edges(graph, EDGES, tfgnn.TARGET,
+                                              feature_value=inverse_root))
+    return graph.replace_features(edge_sets={EDGES: {WEIGHT: weight}})
+
+
+def propagate(graph: tfgnn.GraphTensor, values: tf.Tensor) -> tf.Tensor:
+    """[N, d] -> [N, d]: row m is sum over edges n -> m of norm(m, n) * values[n]
+    (A_hat @ values with A_hat = D^-1/2 A D^-1/2); 0 for a node without edges."""
+    messages = tfgnn.broadcast_node_to_edges(graph, EDGES, tfgnn.SOURCE, feature_value=values)
+    messages *= graph.edge_sets[EDGES][WEIGHT][:, None]
+    return tfgnn.pool_edges_to_node(graph, EDGES, tfgnn.TARGET, "sum", feature_value=messages)
+
+
+class GraphConvolution(tf.keras.layers.Layer):
+    """One GCN layer with a separate self transform (shared by GCN and GnnSa):
+
+        h'_m = act(W_self h_m + b + sum_{n in N(m)} norm(m, n) W_nbr h_n),
+
+    then dropout on h' during training. W_self has the bias, W_nbr none (one bias is
+    enough). A node without edges gets act(W_self h_m + b).
+    """
+
+    def __init__(self, units: int, activation: str = "tanh", dropout: float = 0.0,
+                 seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.activation_name, self.rate, self.seed = (
+            int(units), activation, float(dropout), seed)
+        self.self_transform = tf.keras.layers.Dense(
+            self.units, kernel_initializer=glorot(seed, 0), name="self_transform")
+        self.neighbor_transform = tf.keras.layers.Dense(
+            self.units, use_bias=False, kernel_initializer=glorot(seed, 1),
+            name="neighbor_transform")
+        self.activation = tf.keras.activations.get(activation)
+        self.dropout = tf.keras.layers.Dropout(self.rate)
+
+    def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
+        # Transform first, then propagate: the same sum, and W_nbr runs once per node.
+        neighbors = propagate(graph, self.neighbor_transform(values))
+        out = self.activation(self.self_transform(values) + neighbors)
+        return self.dropout(out, training=training)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units,
+                "activation": self.activation_name, "dropout": self.rate, "seed": self.seed}
+
+
+class GraphConvolutionNetwork(tf.keras.layers.Layer):
+    """num_layers GraphConvolution layers of `units` each; returns the last one's output."""
+
+    def __init__(self, units: int, num_layers: int = 2, activation: str = "tanh",
+                 dropout: float = 0.0, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        if num_layers < 1:
+            raise ValueError("num_layers must be >= 1")
+        self.units, self.num_layers = int(units), int(num_layers)
+        self.activation_name, self.rate, self.seed = activation, float(dropout), seed
+        self.convolutions = [
+            GraphConvolution(self.units, activation, self.rate,
+                             None if seed is None else seed + 10 * i, name=f"gcn_{i + 1}")
+            for i in range(self.num_layers)]
+
+    def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
+        for convolution in self.convolutions:
+            values = convolution(graph, values, training=training)
+        return values
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "num_layers": self.num_layers,
+                "activation": self.activation_name, "dropout": self.rate, "seed": self.seed}
+
+
+class BiInteractionConvolution(tf.keras.layers.Layer):
+    """One NGCF embedding-propagation layer (Wang et al., SIGIR 2019, eq. 7):
+
+        s_m  = sum_{n in N(m)} norm(m, n) e_n
+        e'_m = LeakyReLU(W1 (e_m + s_m) + b1 + W2 (s_m * e_m) + b2),
+
+    LeakyReLU slope 0.2 (the authors' code, tf.nn.leaky_relu), then message dropout
+    on e' during training (the authors' code drops the layer output).
+    """
+
+    def __init__(self, units: int, message_dropout: float = 0.0,
+                 seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.rate, self.seed = int(units), float(message_dropout), seed
+        self.sum_transform = tf.keras.layers.Dense(
+            self.units, kernel_initializer=glorot(seed, 0), name="sum_transform")
+        self.product_transform = tf.keras.layers.Dense(
+            self.units, kernel_initializer=glorot(seed, 1), name="product_transform")
+        self.dropout = tf.keras.layers.Dropout(self.rate)
+
+    def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
+        smoothed = propagate(graph, values)
+        out = tf.nn.leaky_relu(self.sum_transform(values + smoothed)
+                               + self.product_transform(smoothed * values), alpha=0.2)
+        return self.dropout(out, training=training)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "message_dropout": self.rate,
+                "seed": self.seed}

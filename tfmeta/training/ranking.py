@@ -1,0 +1,249 @@
+"""The protocol A driver: train a ranking method, score the val and test windows.
+
+    metrics = train_ranking("runs/periods-a", "runs/leaprec", RankingOptions("leaprec"))
+
+PROTOCOLS.md A.3: the validation figures come from a model trained on the train
+window, the test figures from a model trained on train + val with the same options.
+Each phase runs `epochs` passes over its interactions (a plain model: Adam + BPR with
+uniform negatives) or `iterations` walks over its time steps (LeapRec / FOMAML plug-ins,
+`tfmeta.meta.leaprec`). METHOD names: a model (`mf`, `gcn`, `ngcf`, `lightgcn`,
+`sasrec`, `gru4rec`, `gnn-sa`), `leaprec` (= `leaprec+gnn-sa`), `leaprec+MODEL`,
+`fomaml+MODEL`.
+
+A run directory holds `metrics.json`, `progress.json`, checkpoints (one per phase,
+saved after every epoch / iteration: `--resume` continues from there and ends with the
+metrics of an uninterrupted run) and TensorBoard scalars (loss per epoch, and per
+time step for the meta methods).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from tfmeta.data import interactions as inter
+from tfmeta.data.periods import PeriodDataset
+from tfmeta.evaluation.protocol_a import evaluate
+from tfmeta.meta import leaprec
+from tfmeta.models.ranking import bpr_loss
+
+PHASES = (("val", ("train",)), ("test", ("train", "val")))
+META = {"leaprec": "leap", "fomaml": "fomaml"}
+DEFAULT_MODEL = "gnn-sa"
+
+
+@dataclasses.dataclass
+class RankingOptions:
+    method: str = "leaprec"
+    seed: int = 0
+    embedding_dim: int = 64        # plain models
+    gtl_dim: int = 64              # LeapRec: GTL embedding size (0 turns it off)
+    otl_dim: int = 64              # LeapRec: OTL embedding size (0 turns it off)
+    learning_rate: float = 1e-3    # Adam: plain training and inner steps
+    meta_learning_rate: float = 1e-3
+    batch_size: int = 1024
+    epochs: int = 20               # plain models: passes over the phase's interactions
+    iterations: int = 10           # meta methods: walks over the phase's time steps
+    inner_steps: int = 10          # meta methods: K per time step
+    max_len: int = 50
+    granularity: Optional[str] = None  # None: the dataset's time steps
+
+
+def parse_method(method: str) -> tuple:
+    """METHOD -> (meta: None | 'leap' | 'fomaml', model name)."""
+    from tfmeta.models import MODELS
+    meta, _, model = method.partition("+")
+    if meta in META:
+        model = model or DEFAULT_MODEL
+        meta = META[meta]
+    else:
+        meta, model = None, method
+    if model not in MODELS:
+        raise ValueError(f"unknown protocol A method {method!r}: use one of "
+                         f"{', '.join(sorted(MODELS))}, leaprec, leaprec+MODEL or "
+                         "fomaml+MODEL")
+    return meta, model
+
+
+def _batches(part: inter.Interactions, index: np.ndarray) -> dict:
+    return {"user": tf.constant(part.users[index]), "item": tf.constant(part.items[index]),
+            "history": tf.constant(part.history[index])}
+
+
+def _write_json(path: str, value) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)
+
+
+class Phase:
+    """Training on some windows and scoring the next one, resumable."""
+
+    def __init__(self, data: PeriodDataset, name: str, windows: tuple, options: RankingOptions,
+                 out: str, timelines: inter.UserTimelines):
+        from tfmeta.models import make_model
+        self.data, self.name, self.options, self.timelines = data, name, options, timelines
+        self.out = os.path.join(out, name)
+        self.part = inter.load(data, windows, options.max_len, options.granularity)
+        if not len(self.part):
+            raise ValueError(f"no interactions in the {'+'.join(windows)} window(s) of "
+                             f"{data.directory}")
+        self.meta, model_name = parse_method(options.method)
+        sizes = {"users": len(data.vocabulary("users")), "items": len(data.vocabulary("items"))}
+        seed = options.seed * 1000 + (0 if name == "val" else 500)
+        tf.keras.utils.set_random_seed(seed)
+        negatives = leaprec.Negatives(self.part.warm_items(), seed)
+
+        def build(dim, offset):
+            return make_model(model_name, sizes["users"], sizes["items"], embedding_dim=dim,
+                              max_len=options.max_len, seed=seed + offset)
+        if self.meta:
+            gtl = build(options.gtl_dim, 1) if options.gtl_dim > 0 else None
+            otl = build(options.otl_dim, 2) if options.otl_dim > 0 else None
+            self.learner = leaprec.LeapRec(gtl, otl, negatives, self.meta,
+                                           options.learning_rate, options.meta_learning_rate)
+            self.scorer = self.learner.scorer
+            items = self.learner.checkpoint_items()
+            self.units = options.iterations
+        else:
+            self.scorer = leaprec.Scorer([build(options.embedding_dim, 1)])
+            self.negatives = negatives
+            self.optimizer = tf.keras.optimizers.Adam(options.learning_rate)
+            self.optimizer.build(self.scorer.trainable_variables)
+            self._train_step = tf.function(self._plain_step, reduce_retracing=True)
+            items = {"optimizer": self.optimizer, "negatives": negatives.generator}
+            self.units = options.epochs
+        self.done = tf.Variable(0, dtype=tf.int64)
+        self.checkpoint = tf.train.Checkpoint(
+            models=self.scorer.models, done=self.done, **items)
+        self.manager = tf.train.CheckpointManager(self.checkpoint,
+                                                  os.path.join(self.out, "checkpoints"), 1)
+        self.writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard", name))
+
+    # -- training
+    def restore(self) -> None:
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+
+    def train(self, losses: list) -> None:
+        """Runs the remaining epochs / iterations; appends each one's losses."""
+        part = self.part
+        bar = tqdm(range(int(self.done), self.units), desc=f"{self.options.method} {self.name}",
+                   unit="iteration" if self.meta else "epoch", disable=None)
+        for unit in bar:
+            rng = np.random.default_rng([self.options.seed, unit, self.name == "test"])
+            if self.meta:
+                loss = self._iteration(rng)
+                mean = float(np.mean(loss))
+            else:
+                self.scorer.set_graph(part.users, part.items)
+                mean = loss = self._epoch(rng)
+            losses.append(loss)
+            with self.writer.as_default(step=unit + 1):
+                tf.summary.scalar("train/loss", mean)
+                if self.meta:
+                    for label, value in zip(part.step_labels, loss):
+                        tf.summary.scalar(f"train/loss_time_step/{label}", value)
+            bar.set_postfix(loss=f"{mean:.4f}")
+            self.done.assign(unit + 1)
+            self.manager.save()
+            yield unit
+
+    def _epoch(self, rng) -> float:
+        order = rng.permutation(len(self.part))
+        size = self.options.batch_size
+        losses = [float(self._train_step(_batches(self.part, order[s:s + size])))
+                  for s in range(0, len(order), size)]
+        return float(np.mean(losses))
+
+    def _plain_step(self, batch):
+        variables = self.scorer.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = bpr_loss(leaprec.bpr_scores(self.scorer, self.negatives, batch))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def _iteration(self, rng) -> list:
+        """One walk over the time steps in order; the mean inner loss of each."""
+        part, k, size = self.part, self.options.inner_steps, self.options.batch_size
+        self.learner.begin_iteration()
+        losses = []
+        for step in range(part.num_steps):
+            rows = np.flatnonzero(part.step == step)
+            upto = part.step <= step  # the graph of time steps <= t
+            self.scorer.set_graph(part.users[upto], part.items[upto])
+            batches = [_batches(part, rng.choice(rows, size, replace=len(rows) < size))
+                       for _ in range(k + 1)]
+            losses.append(self.learner.time_step(batches))
+        self.learner.end_iteration()
+        return losses
+
+    # -- scoring
+    def evaluate(self) -> dict:
+        self.scorer.set_graph(self.part.users, self.part.items)
+        scorer = self.scorer
+        score = tf.function(lambda u, h, i: scorer(u, h, i), reduce_retracing=True)
+        score_all = tf.function(scorer.all_items, reduce_retracing=True)
+
+        class Compiled:
+            __call__ = staticmethod(score)
+            all_items = staticmethod(score_all)
+        return evaluate(Compiled(), self.data, self.name, self.timelines,
+                        self.part.warm_items())
+
+
+def train_ranking(periods_dir: str, out: str, options: RankingOptions,
+                  resume: bool = False) -> dict:
+    """Runs one protocol A method; returns (and writes) metrics.json."""
+    data = PeriodDataset(periods_dir)
+    if data.protocol != "a":
+        raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
+                         "ranking methods need protocol A (--protocol a)")
+    parse_method(options.method)  # fail before any work
+    progress_path = os.path.join(out, "progress.json")
+    if os.path.exists(progress_path) and not resume:
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+    os.makedirs(out, exist_ok=True)
+    tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
+    state = {"phases": {}, "seconds": 0.0}
+    if resume and os.path.exists(progress_path):
+        with open(progress_path) as f:
+            state = json.load(f)
+    started = time.time() - state["seconds"]
+    everything = inter.read_interactions(data, ("train", "val", "test"))
+    timelines = inter.UserTimelines(everything["user"], everything["item"], everything["ts"])
+    for name, windows in PHASES:
+        record = state["phases"].setdefault(name, {"losses": []})
+        if "figures" in record:
+            continue
+        phase = Phase(data, name, windows, options, out, timelines)
+        phase.restore()
+        del record["losses"][int(phase.done):]  # losses of units the checkpoint holds
+        for _ in phase.train(record["losses"]):
+            state["seconds"] = time.time() - started
+            _write_json(progress_path, state)
+        record["figures"] = phase.evaluate()
+        record["time_steps"] = phase.part.step_labels
+        state["seconds"] = time.time() - started
+        _write_json(progress_path, state)
+
+    metrics = {"protocol": "a", "dataset": data.manifest.get("dataset"),
+               "method": options.method, "seed": options.seed,
+               "seconds": round(state["seconds"], 2),
+               "val": state["phases"]["val"]["figures"],
+               "test": state["phases"]["test"]["figures"],
+               "training": {n: {"losses": state["phases"][n]["losses"],
+                                "time_steps": state["phases"][n]["time_steps"]}
+                            for n, _ in PHASES},
+               "options": dataclasses.asdict(options),
+               "periods": os.path.abspath(periods_dir)}
+    _write_json(os.path.join(out, "metrics.json"), metrics)
+    return metrics
