@@ -48,6 +48,22 @@ def test_bad_requests_get_a_clear_message(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def test_train_on_protocol_a_periods(build_once, movielens_100k, tmp_path, capsys):
+    periods = build_once("beam", input="movielens-100k", protocol="a")
+    out = tmp_path / "run"
+    assert cli.main(["train", "--periods", periods, "--method", "leaprec+mf", "--out",
+                     str(out), "--iterations", "1", "--inner-steps", "2", "--gtl-dim", "8",
+                     "--otl-dim", "8", "--learning-rate", "0.01"]) == 0
+    printed = capsys.readouterr().out
+    assert "test: HR@10" in printed and "metrics.json" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"] == "a" and metrics["options"]["inner_steps"] == 2
+    assert metrics["options"]["epochs"] == 20  # protocol A's default, not B's
+    assert cli.main(["train", "--periods", periods, "--method", "iu", "--out",
+                     str(tmp_path / "bad")]) == 2
+    assert "unknown protocol A method 'iu'" in capsys.readouterr().err
+
+
 def test_csv_without_the_named_columns(tmp_path, capsys):
     log = tmp_path / "log.csv"
     log.write_text("uid,iid,time\n1,2,3\n")

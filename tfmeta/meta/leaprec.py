@@ -54,6 +54,12 @@ class Scorer:
     def all_items(self, users, history) -> tf.Tensor:
         return tf.add_n([m.score_all_items(users, history) for m in self.models])
 
+    def frozen(self) -> "Scorer":
+        """The same scores with every model's node representations computed once now
+        (inference: a graph model's propagation does not depend on the batch)."""
+        return _FrozenScorer(self.models,
+                             [m.node_representations(training=False) for m in self.models])
+
     def set_graph(self, users, items) -> None:
         for m in self.models:
             if getattr(m, "uses_graph", False):
@@ -62,6 +68,20 @@ class Scorer:
     @property
     def trainable_variables(self) -> list:
         return [v for m in self.models for v in m.trainable_variables]
+
+
+class _FrozenScorer(Scorer):
+    def __init__(self, models, nodes):
+        super().__init__(models)
+        self.nodes = nodes
+
+    def __call__(self, users, history, items, training: bool = False) -> tf.Tensor:
+        return tf.add_n([m.score(users, history, items, nodes=n)
+                         for m, n in zip(self.models, self.nodes)])
+
+    def all_items(self, users, history) -> tf.Tensor:
+        return tf.add_n([m.score_all_items(users, history, nodes=n)
+                         for m, n in zip(self.models, self.nodes)])
 
 
 class Negatives:

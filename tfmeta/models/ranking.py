@@ -139,14 +139,23 @@ class RankingModel(tf.keras.Model):
                    else tf.convert_to_tensor(history))
         if history.shape.rank != 2:
             raise ValueError(f"history must be [B, L], got shape {history.shape}")
-        nodes = self.node_representations(training)
+        return self.score(users, history, inputs["items"], training=training)
+
+    def score(self, users, history, items, training: bool = False,
+              nodes: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """`call` on separate tensors; `nodes` = precomputed `node_representations()`
+        (evaluation and export compute a graph model's propagation once)."""
+        if nodes is None:
+            nodes = self.node_representations(training)
         queries = self.encode_users(users, history, nodes, training)
-        candidates = tf.gather(nodes, self.item_nodes(inputs["items"]))
+        candidates = tf.gather(nodes, self.item_nodes(items))
         return tf.einsum("bd,bcd->bc", queries, candidates)
 
-    def score_all_items(self, users, history, training: bool = False) -> tf.Tensor:
+    def score_all_items(self, users, history, training: bool = False,
+                        nodes: Optional[tf.Tensor] = None) -> tf.Tensor:
         """[B, 1 + num_items] scores of every item row (column 0 is padding)."""
-        nodes = self.node_representations(training)
+        if nodes is None:
+            nodes = self.node_representations(training)
         queries = self.encode_users(tf.reshape(users, [-1]), history, nodes, training)
         items = tf.concat([nodes[:1], nodes[1 + self.num_users:]], axis=0)
         return tf.matmul(queries, items, transpose_b=True)

@@ -36,6 +36,7 @@ from tfmeta.models.ranking import bpr_loss
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
 DEFAULT_MODEL = "gnn-sa"
+REPRESENTED_ITEMS = 200  # popular items whose representations the last iteration records
 
 
 @dataclasses.dataclass
@@ -171,10 +172,12 @@ class Phase:
         return loss
 
     def _iteration(self, rng) -> list:
-        """One walk over the time steps in order; the mean inner loss of each."""
+        """One walk over the time steps in order; the mean inner loss of each. The last
+        iteration also records the popular items' representations after every step."""
         part, k, size = self.part, self.options.inner_steps, self.options.batch_size
+        record = int(self.done) == self.units - 1
         self.learner.begin_iteration()
-        losses = []
+        losses, shots = [], []
         for step in range(part.num_steps):
             rows = np.flatnonzero(part.step == step)
             upto = part.step <= step  # the graph of time steps <= t
@@ -182,20 +185,45 @@ class Phase:
             batches = [_batches(part, rng.choice(rows, size, replace=len(rows) < size))
                        for _ in range(k + 1)]
             losses.append(self.learner.time_step(batches))
+            if record:
+                shots.append(self._item_representations())
         self.learner.end_iteration()
+        if record:
+            self._save_representations(shots)
         return losses
+
+    def popular_items(self) -> np.ndarray:
+        """The REPRESENTED_ITEMS items with the most interactions in the phase."""
+        counts = np.bincount(self.part.items)
+        return np.argsort(-counts, kind="stable")[:min(REPRESENTED_ITEMS,
+                                                       np.count_nonzero(counts))]
+
+    def _item_representations(self) -> dict:
+        items = self.popular_items()
+        return {name: tf.gather(model.node_representations(training=False),
+                                model.item_nodes(items)).numpy()
+                for name, model in self.learner.parts.items()}
+
+    def _save_representations(self, shots: list) -> None:
+        """RUN_DIR/<phase>/representations.npz: per GTL / OTL part [steps, items, d]
+        after each time step of the last iteration, with the items' rows and their
+        interactions per time step (Figure 5 of the LeapRec paper)."""
+        items = self.popular_items()
+        counts = np.stack([np.bincount(self.part.items[self.part.step == t],
+                                       minlength=int(items.max()) + 1)[items]
+                           for t in range(self.part.num_steps)])
+        arrays = {name: np.stack([shot[name] for shot in shots]) for name in shots[0]}
+        os.makedirs(self.out, exist_ok=True)
+        path = os.path.join(self.out, "representations.npz")
+        with open(f"{path}.tmp", "wb") as f:
+            np.savez_compressed(f, items=items, counts=counts,
+                                time_steps=np.array(self.part.step_labels), **arrays)
+        os.replace(f"{path}.tmp", path)
 
     # -- scoring
     def evaluate(self) -> dict:
         self.scorer.set_graph(self.part.users, self.part.items)
-        scorer = self.scorer
-        score = tf.function(lambda u, h, i: scorer(u, h, i), reduce_retracing=True)
-        score_all = tf.function(scorer.all_items, reduce_retracing=True)
-
-        class Compiled:
-            __call__ = staticmethod(score)
-            all_items = staticmethod(score_all)
-        return evaluate(Compiled(), self.data, self.name, self.timelines,
+        return evaluate(self.scorer.frozen(), self.data, self.name, self.timelines,
                         self.part.warm_items())
 
 
