@@ -22,7 +22,7 @@ items. The authors published no code; the choices the paper leaves open are mark
 3. SA over the user's history: its `max_len` most recent items (`most_recent`, oldest
    first), looked up in H, with the user's own row of H appended as the LAST token:
    T = max_len + 1 tokens. (choice) No positional embeddings and no sqrt(d) input
-   scaling; no input dropout beyond the GCN's. num_blocks (default 1) pre-normalised
+   scaling; no input dropout beyond the GCN's. num_blocks (default 2, as SASRec's) pre-normalised
    SASRec blocks (tfmeta.models.sequence.SelfAttentionBlock: multi-head attention
    with num_heads (default 1) heads, causal mask, padding keys ignored; two-layer
    ReLU feed-forward net d -> d -> d; residual connections, dropout `dropout`
@@ -33,14 +33,14 @@ items. The authors published no code; the choices the paper leaves open are mark
    Note: without positions, one block's output at the last token is a function of
    the SET of history items (attention over keys is order-free, and the causal mask
    hides nothing from the last position); the order of the history only matters
-   from the second block on, through the causal mask of the first. So with the
-   default num_blocks=1, GnnSa is order-agnostic within the max_len window (which
-   items fall in the window still depends on recency).
+   from the second block on, through the causal mask of the first. (choice) Hence
+   the default of 2 blocks: with num_blocks=1 GnnSa would be order-agnostic within
+   the max_len window (which items fall in the window still depends on recency).
 
 Trainable variables (num_layers = L, num_blocks = K): `embeddings`; per GCN layer
 W_self, b, W_nbr (3); per block the attention's query/key/value/output kernels and
 biases (8), two LayerNorms (4) and the feed-forward net (4); the final LayerNorm (2):
-1 + 3 L + 16 K + 2 in all (25 by default). Nothing positional.
+1 + 3 L + 16 K + 2 in all (41 by default). Nothing positional.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class GnnSaRecommender(RankingModel):
     uses_history = True
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64,
-                 max_len: int = 50, num_layers: int = 2, num_blocks: int = 1,
+                 max_len: int = 50, num_layers: int = 2, num_blocks: int = 2,
                  num_heads: int = 1, gcn_dropout: float = 0.2, dropout: float = 0.2,
                  activation: str = "tanh", seed: Optional[int] = None, **kwargs):
         super().__init__(num_users, num_items, embedding_dim, max_len, seed, **kwargs)
