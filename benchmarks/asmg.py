@@ -223,9 +223,21 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     if record is None:
         path = os.path.join(run.out, RUN_RECORD)
         record = _read_json(path) if os.path.exists(path) else {}
-    return {"dataset": run.dataset, "method": run.method, "seed": run.seed,
-            "run_dir": os.path.relpath(run.out, ROOT), "process": record,
-            "metrics": metrics}
+    return portable({"dataset": run.dataset, "method": run.method, "seed": run.seed,
+                     "run_dir": os.path.relpath(run.out, ROOT), "process": record,
+                     "metrics": metrics})
+
+
+def portable(value):
+    """The value with this machine's paths made relative to the repository (results
+    are committed; they must not name where this checkout lives)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str):
+        return value.replace(sys.executable, "python").replace(ROOT + os.sep, "")
+    return value
 
 
 def run_all(runs: list, periods: str, workers: int, desc: str) -> tuple:

@@ -1,0 +1,1250 @@
+"""LeapRec (Chairatanakul et al., AAAI 2022) on protocol A: the evidence of the issue.
+
+    python -m benchmarks.leaprec                                   # everything (days)
+    python -m benchmarks.leaprec --datasets movielens-100k         # one dataset
+    python -m benchmarks.leaprec --experiments models plugins      # some experiments
+    python -m benchmarks.leaprec --resume                          # continue a killed one
+    python -m benchmarks.leaprec --quick                           # smoke run (minutes)
+
+Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2):
+
+    models       every model (mf gcn ngcf lightgcn sasrec gru4rec gnn-sa) and leaprec
+                 (= leaprec+gnn-sa): test figures, sampled and full, and validation HR@10
+    plugins      GCN, NGCF, LightGCN, SASRec (and GNN+SA) without and with LeapRec, and
+                 Leap against FOMAML (leaprec+X vs fomaml+X, X in gnn-sa and lightgcn)
+    split        leaprec's GTL / OTL sizes at roughly equal cost (gtl^2 + otl^2 ~ 128^2)
+    sensitivity  leaprec's K (--inner-steps) and the time-step granularity
+    figures      from leaprec's run of the first seed: its inner loss per time step and
+                 iteration (the paper's Figure 7) and the drift of the popular items'
+                 GTL and OTL representations over time steps (Figure 5)
+
+For each dataset the protocol A periods are built once into RUNS_DIR/periods/<dataset>
+(`pipelines.periods.build_periods`, the dataset's cut and val_months from the registry;
+reused when the manifest exists). Every (option set, seed) is one run of
+
+    python -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR [OPTIONS]
+
+in its own subprocess, `--workers` at a time, into RUNS_DIR/<dataset>/<name>/seed-<n>:
+<name> is the method plus the options that differ from the shared ones
+(`leaprec`, `leaprec+lightgcn`, `leaprec-gtl121-otl40`, `leaprec-k5`, `leaprec-week`),
+so a run several experiments need (the default `leaprec` of models, plugins,
+sensitivity and figures; `gcn` of models and plugins) runs once. Every run uses the
+driver's defaults (`tfmeta.training.ranking.RankingOptions`) except the options passed
+through to every run (`--epochs`, `--iterations`, `--inner-steps`, `--embedding-dim`,
+...) and the one option its experiment varies. Nothing is chosen on test windows: the
+tables show every setting, and where a choice is discussed it is the one validation
+would make.
+
+Writes benchmarks/results/leaprec.md, leaprec.json and PNGs (`leaprec-quick*` with
+--quick); a later invocation keeps the (dataset, experiment) sections it did not run.
+"""
+import tfmeta  # first: selects Keras 2 before anything loads TensorFlow
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import concurrent.futures  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from tfmeta.evaluation.metrics import relative_change  # noqa: E402
+from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method  # noqa: E402
+
+from benchmarks import machine as machine_info  # noqa: E402
+from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _read_json, _stats,  # noqa: E402
+                             _write_json, gpus_seen)
+
+DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
+SEEDS = (0, 1, 2)
+EXPERIMENTS = ("models", "plugins", "split", "sensitivity", "figures")
+CLAIMED = "leaprec"
+MODELS = ("mf", "gcn", "ngcf", "lightgcn", "sasrec", "gru4rec", "gnn-sa", CLAIMED)
+# (base model, its plug-in variants); relative changes are against the base, same seed
+PLUGINS = (("gcn", ("leaprec+gcn",)),
+           ("ngcf", ("leaprec+ngcf",)),
+           ("lightgcn", ("leaprec+lightgcn", "fomaml+lightgcn")),
+           ("sasrec", ("leaprec+sasrec",)),
+           ("gnn-sa", (CLAIMED, "fomaml+gnn-sa")))
+SPLITS = ((128, 0), (121, 40), (91, 91), (40, 121), (0, 128))  # (gtl_dim, otl_dim)
+INNER_STEPS = (1, 5, 10, 20)
+GRANULARITIES = (None, "quarter", "week")  # None: the dataset's own steps (months)
+QUICK = {
+    "datasets": ("movielens-100k",), "seeds": (0,),
+    "models": ("mf", "lightgcn", "leaprec+mf", "fomaml+mf", CLAIMED),
+    "plugins": (("mf", ("leaprec+mf", "fomaml+mf")),),
+    "splits": ((23, 0), (16, 16)),      # 23^2 ~ 2 x 16^2; (16, 16) is the quick default
+    "inner_steps": (1, 2), "granularities": (None, "quarter"),
+    "options": {"epochs": 2, "iterations": 1, "inner_steps": 2, "embedding_dim": 16,
+                "gtl_dim": 16, "otl_dim": 16},
+}
+# RankingOptions fields a user may pass to every run (granularity is varied instead)
+PASSED = (("epochs", int), ("batch_size", int), ("learning_rate", float),
+          ("embedding_dim", int), ("meta_learning_rate", float), ("iterations", int),
+          ("inner_steps", int), ("gtl_dim", int), ("otl_dim", int), ("max_len", int))
+SAMPLED = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR")
+FULL = ("HR@10", "NDCG@10", "MRR")
+TEST_COLUMNS = tuple(f"test/sampled/{k}" for k in SAMPLED) + tuple(f"test/full/{k}"
+                                                                   for k in FULL)
+HEAD = "test/sampled/HR@10"        # the headline column
+NDCG = "test/sampled/NDCG@10"
+VAL_HEAD = "val/sampled/HR@10"
+SHIFT_GROUPS = 4                   # representation shift: at most this many item groups
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+RUN_OPTIONS = "benchmark-options.json"  # the options a run was started with
+
+# What a protocol A run imports of tfmeta/ (protocol B code may change meanwhile).
+PROTOCOL_A_SOURCES = (
+    "tfmeta/__init__.py", "tfmeta/cli.py", "tfmeta/data/interactions.py",
+    "tfmeta/data/periods.py", "tfmeta/data/schema.py", "tfmeta/data/timesteps.py",
+    "tfmeta/evaluation/metrics.py", "tfmeta/evaluation/protocol_a.py",
+    "tfmeta/meta/leap.py", "tfmeta/meta/leaprec.py", "tfmeta/models/__init__.py",
+    "tfmeta/models/baselines.py", "tfmeta/models/gnn_sa.py", "tfmeta/models/graph.py",
+    "tfmeta/models/ranking.py", "tfmeta/models/registry.py", "tfmeta/models/sequence.py",
+    "tfmeta/training/ranking.py")
+
+
+def source_digest() -> str:
+    """A short digest of PROTOCOL_A_SOURCES, the code a run about to start imports."""
+    digest = hashlib.sha256()
+    for path in PROTOCOL_A_SOURCES:
+        digest.update(path.encode())
+        with open(os.path.join(ROOT, path), "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:12]
+
+
+def _rel(path: str) -> str:
+    """A path as the report shows it: relative to the repository root."""
+    return os.path.relpath(path, ROOT)
+
+
+# ------------------------------------------------------------------ methods and runs
+
+def canonical(method: str) -> str:
+    """One name per option set: leaprec+gnn-sa -> leaprec, fomaml -> fomaml+gnn-sa."""
+    meta, model = parse_method(method)
+    if meta is None:
+        return model
+    if meta == "leap" and model == DEFAULT_MODEL:
+        return CLAIMED
+    return f"{'leaprec' if meta == 'leap' else 'fomaml'}+{model}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A row of an experiment's table: a method with some options varied."""
+    label: str
+    method: str
+    varied: tuple = ()  # ((RankingOptions field, value), ...)
+
+
+@dataclasses.dataclass
+class Run:
+    dataset: str
+    name: str           # folder name: method + options that differ from the shared ones
+    method: str
+    seed: int
+    options: dict       # RankingOptions overrides (shared ones included)
+    out: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/seed-{self.seed}"
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.out, "metrics.json")
+
+    @property
+    def partial(self) -> bool:
+        return os.path.exists(os.path.join(self.out, "progress.json"))
+
+    def expected_options(self) -> dict:
+        return dataclasses.asdict(RankingOptions(method=self.method, seed=self.seed,
+                                                 **self.options))
+
+
+def run_name(method: str, diff: dict) -> str:
+    parts = [method]
+    if "gtl_dim" in diff or "otl_dim" in diff:
+        parts.append(f"gtl{diff['gtl_dim']}-otl{diff['otl_dim']}")
+    if "inner_steps" in diff:
+        parts.append(f"k{diff['inner_steps']}")
+    if "granularity" in diff:
+        parts.append(diff["granularity"] or "dataset-steps")
+    parts += [f"{k.replace('_', '-')}{v}" for k, v in sorted(diff.items())
+              if k not in ("gtl_dim", "otl_dim", "inner_steps", "granularity")]
+    return "-".join(parts)
+
+
+def make_run(dataset: str, setting: Setting, seed: int, shared: dict, runs_dir: str) -> Run:
+    effective = _effective(shared)
+    varied = dict(setting.varied)
+    diff = {k: v for k, v in varied.items() if v != effective[k]}
+    if "gtl_dim" in diff or "otl_dim" in diff:  # both sizes name the split
+        diff.update({k: varied.get(k, effective[k]) for k in ("gtl_dim", "otl_dim")})
+    name = run_name(setting.method, diff)
+    return Run(dataset, name, setting.method, seed, {**shared, **diff},
+               os.path.join(runs_dir, dataset, name, f"seed-{seed}"))
+
+
+def plan(experiments: list, plan_options: dict) -> dict:
+    """{experiment: [Setting]}; the settings of each experiment, before seeds."""
+    p = plan_options
+    out = {}
+    if "models" in experiments:
+        out["models"] = [Setting(m, m) for m in p["models"]]
+    if "plugins" in experiments:
+        out["plugins"] = [Setting(m, m) for base, variants in p["plugins"]
+                          for m in (base, *variants)]
+    if "split" in experiments:
+        out["split"] = [Setting(f"GTL {g} / OTL {o}", CLAIMED,
+                                (("gtl_dim", g), ("otl_dim", o))) for g, o in p["splits"]]
+    if "sensitivity" in experiments:
+        out["sensitivity"] = (
+            [Setting(f"K = {k}", CLAIMED, (("inner_steps", k),)) for k in p["inner_steps"]]
+            + [Setting(f"granularity {g or 'month (dataset steps)'}", CLAIMED,
+                       (("granularity", g),)) for g in p["granularities"]])
+    if "figures" in experiments:
+        out["figures"] = [Setting(CLAIMED, CLAIMED)]
+    return out
+
+
+def ensure_periods(dataset: str, runs_dir: str) -> dict:
+    """The protocol A periods of a dataset, built once; returns path and summary."""
+    from tfmeta.data.periods import MANIFEST
+    out = os.path.join(runs_dir, "periods", dataset)
+    path = os.path.join(out, MANIFEST)
+    built_seconds = None
+    if not os.path.exists(path):
+        from pipelines.options import BuildOptions
+        from pipelines.periods import build_periods
+        print(f"building protocol A periods of {dataset} into {out} ...", file=sys.stderr,
+              flush=True)
+        started = time.perf_counter()
+        build_periods(BuildOptions(input=dataset, protocol="a", out=out,
+                                   overwrite=os.path.exists(out)))
+        built_seconds = time.perf_counter() - started
+    manifest = _read_json(path)
+    if manifest.get("protocol") != "a" or manifest.get("dataset") != dataset:
+        raise SystemExit(f"{out} holds protocol {manifest.get('protocol')} periods of "
+                         f"{manifest.get('dataset')}, not protocol a of {dataset}; "
+                         "remove it or choose another --runs-dir")
+    steps = {}
+    for p in manifest.get("periods", []):
+        steps.setdefault(p.get("window"), []).append(p.get("label") or p.get("name"))
+    return {"path": out, "built_seconds": built_seconds, "builder": manifest.get("builder"),
+            "rows_out": manifest.get("rows_out"), "windows": manifest.get("windows"),
+            "window_bounds": manifest.get("window_bounds"), "steps": steps,
+            "granularity": manifest.get("granularity"),
+            "instances": manifest.get("instances"), "excluded": manifest.get("excluded"),
+            "vocab": manifest.get("vocab", {}).get("sizes")}
+
+
+def _flags(options: dict) -> list:
+    out = []
+    for key, value in options.items():
+        if value is not None:
+            out += [f"--{key.replace('_', '-')}", str(value)]
+    return out
+
+
+def check_partial(run: Run) -> None:
+    """A killed run is continued only with the options it was started with."""
+    path = os.path.join(run.out, RUN_OPTIONS)
+    if run.partial and os.path.exists(path) and _read_json(path) != run.expected_options():
+        raise SystemExit(f"{run.out} holds a killed run with other options than "
+                         f"{run.id} needs; remove it or choose another --runs-dir")
+
+
+def train(run: Run, periods: str, workers: int, command: str) -> dict:
+    """One `tfmeta train` in a subprocess; returns its process figures."""
+    args = ["-m", "tfmeta.cli", "train", "--periods", _rel(periods), "--method", run.method,
+            "--out", _rel(run.out), "--seed", str(run.seed), *_flags(run.options)]
+    resumed = run.partial
+    if resumed:
+        args.append("--resume")
+    check_partial(run)
+    os.makedirs(run.out, exist_ok=True)
+    _write_json(os.path.join(run.out, RUN_OPTIONS), run.expected_options())
+    record = {"command": shlex.join(["python", *args]), "benchmark_command": command,
+              "resumed": resumed,
+              "source": source_digest(), "workers": workers,
+              "loadavg_before": list(os.getloadavg()),
+              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                  timespec="seconds")}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    started = time.perf_counter()
+    with open(os.path.join(run.out, "train.log"), "a", encoding="utf-8") as log:
+        log.write(f"$ {record['command']}\n")
+        log.flush()
+        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env)
+        # wait4 rather than wait: it also gives this child's own CPU time and peak RSS.
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    record.update({
+        "returncode": process.returncode,
+        "process_seconds": time.perf_counter() - started,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "max_rss_bytes": usage.ru_maxrss * 1024,
+        "loadavg_after": list(os.getloadavg()),
+    })
+    if process.returncode == 0 and os.path.exists(run.metrics_path):
+        _write_json(os.path.join(run.out, RUN_RECORD), record)
+    return record
+
+
+def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
+    metrics = _read_json(run.metrics_path)
+    expected = {"protocol": "a", "method": run.method, "seed": run.seed,
+                "dataset": run.dataset, "periods": os.path.abspath(periods)}
+    wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
+    options = run.expected_options()
+    if metrics.get("options") != options:
+        wrong["options"] = {k: v for k, v in (metrics.get("options") or {}).items()
+                            if options.get(k) != v}
+    if wrong:
+        raise SystemExit(f"{run.metrics_path} does not belong to {run.id} on {periods}: "
+                         f"{wrong}; remove the run folder or choose another --runs-dir")
+    metrics = dict(metrics, periods=_rel(metrics["periods"]))
+    if record is None:
+        path = os.path.join(run.out, RUN_RECORD)
+        record = _read_json(path) if os.path.exists(path) else {}
+    return {"id": run.id, "name": run.name, "method": run.method, "seed": run.seed,
+            "options": run.options, "run_dir": _rel(run.out), "process": record,
+            "metrics": metrics}
+
+
+def run_all(runs: list, periods: str, workers: int, desc: str, command: str) -> tuple:
+    """Runs what has no metrics.json yet, `workers` at a time; ({id: run}, [failed])."""
+    done = {r.id: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
+    todo = [r for r in runs if r.id not in done]
+    for run in todo:  # before any run starts
+        check_partial(run)
+    failed = []
+    print(f"{desc}: {len(runs)} runs ({len(done)} reused), {workers} at a time",
+          file=sys.stderr, flush=True)
+    bar = tqdm(total=len(runs), initial=len(done), desc=desc, unit="run", dynamic_ncols=True)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(train, r, periods, workers, command): r for r in todo}
+        for future in concurrent.futures.as_completed(futures):
+            run = futures[future]
+            record = future.result()
+            if record["returncode"] == 0 and os.path.exists(run.metrics_path):
+                result = done[run.id] = load_run(run, periods, record)
+                m = result["metrics"]
+                bar.set_postfix_str(f"{run.id}: val HR@10 {m['val']['sampled']['HR@10']:.4f}"
+                                    f" ({m['seconds']:.0f} s)")
+            else:
+                failed.append(run)
+                tqdm.write(f"FAILED: {run.dataset}/{run.id} (exit {record['returncode']}); "
+                           f"see {os.path.join(run.out, 'train.log')}", file=sys.stderr)
+            bar.update(1)
+    bar.close()
+    return done, failed
+
+
+# ------------------------------------------------------------------ summaries
+
+def _get(metrics: dict, column: str):
+    window, kind, key = column.split("/")
+    return metrics[window][kind][key]
+
+
+def _mean(row: dict, column: str):
+    return row["columns"][column]["mean"]
+
+
+def figures_row(results: list) -> dict:
+    """Mean ± std over seeds of every metric of a setting's runs."""
+    ms = [r["metrics"] for r in results]
+    columns = {c: _stats(_get(m, c) for m in ms)
+               for c in TEST_COLUMNS + tuple(f"val/sampled/{k}" for k in SAMPLED)
+               + tuple(f"val/full/{k}" for k in FULL)}
+    processes = [r["process"] for r in results if r["process"].get("cpu_seconds")]
+    return {"seeds": [r["seed"] for r in results], "runs": [r["id"] for r in results],
+            "columns": columns,
+            "seconds": _stats(m["seconds"] for m in ms),
+            "cpu_seconds": _stats(p["cpu_seconds"] for p in processes),
+            "time_steps": len(ms[0]["training"]["test"]["time_steps"]) if ms else None,
+            "by_seed": {r["seed"]: {c: _get(r["metrics"], c) for c in columns}
+                        for r in results}}
+
+
+def best_per_column(table: dict, columns) -> dict:
+    best = {}
+    for column in columns:
+        values = {m: _mean(row, column) for m, row in table.items()
+                  if _mean(row, column) is not None}
+        if values:
+            target = max(values.values())
+            best[column] = sorted(m for m, v in values.items() if v == target)
+    return best
+
+
+def _rel_change(row: dict, ref: dict, column: str) -> dict:
+    """relative_change(setting, reference) on the same seed, mean ± std over seeds."""
+    mine, theirs = row["by_seed"], ref["by_seed"]
+    return _stats(relative_change(mine[s][column], theirs[s][column])
+                  for s in mine if s in theirs and theirs[s][column])
+
+
+def _seed_wins(row: dict, ref: dict, column: str) -> list:
+    common = [s for s in row["by_seed"] if s in ref["by_seed"]]
+    return [sum(row["by_seed"][s][column] > ref["by_seed"][s][column] for s in common),
+            len(common)]
+
+
+def _verdict(wins: int, total: int) -> str:
+    if not total:
+        return "not evaluated"
+    return "supported" if wins == total else "partly supported" if wins else "not supported"
+
+
+def summarize_models(table: dict) -> dict:
+    """LeapRec beats every baseline? Per test metric, against the best plain model."""
+    best = best_per_column(table, TEST_COLUMNS + (VAL_HEAD,))
+    baselines = [m for m in table if parse_method(m)[0] is None]
+    if CLAIMED not in table or not baselines:
+        return {"best": best, "claim": {"verdict": "not evaluated",
+                                        "why": f"needs {CLAIMED} and a plain model"}}
+    mine = table[CLAIMED]
+    per_metric = {}
+    for c in TEST_COLUMNS:
+        rival = max(baselines, key=lambda m: _mean(table[m], c))
+        per_metric[c] = {"leaprec": _mean(mine, c), "best_baseline": rival,
+                         "baseline": _mean(table[rival], c),
+                         "beats": _mean(mine, c) > _mean(table[rival], c)}
+    wins = sum(v["beats"] for v in per_metric.values())
+    rival = per_metric[HEAD]["best_baseline"]
+    stds = [s for s in (mine["columns"][HEAD]["std"], table[rival]["columns"][HEAD]["std"])
+            if s]
+    noise = max(stds) if stds else None
+    gap = per_metric[HEAD]["leaprec"] - per_metric[HEAD]["baseline"]
+
+    def order(column):
+        return sorted(table, key=lambda m: -_mean(table[m], column))
+    claim = {
+        "verdict": _verdict(wins, len(TEST_COLUMNS)), "baselines": baselines,
+        "per_metric": per_metric, "metrics_won": [wins, len(TEST_COLUMNS)],
+        "strongest_baseline": rival, "hr10_gap": gap, "seed_std_hr10": noise,
+        "gap_within_seed_noise": (abs(gap) <= noise) if noise is not None else None,
+        "seeds_beating_strongest_baseline": _seed_wins(mine, table[rival], HEAD),
+        "rank_hr10": [order(HEAD).index(CLAIMED) + 1, len(table)],
+        "rank_full_hr10": [order("test/full/HR@10").index(CLAIMED) + 1, len(table)],
+        "order_sampled_hr10": order(HEAD), "order_full_hr10": order("test/full/HR@10"),
+        "seeds": len(mine["seeds"]),
+    }
+    return {"best": best, "claim": claim}
+
+
+def summarize_plugins(table: dict, pairs) -> dict:
+    """Plug-in variants against their base model; Leap against FOMAML."""
+    groups, plug, leap_fomaml = [], [], []
+    for base, variants in pairs:
+        if base not in table:
+            continue
+        rows = []
+        for m in (base, *variants):
+            if m not in table:
+                continue
+            meta = parse_method(m)[0]
+            rows.append({"method": m, "meta": meta, "rel": None if m == base else {
+                c: _rel_change(table[m], table[base], c)
+                for c in (HEAD, NDCG, "test/full/HR@10")}})
+        groups.append({"base": base, "rows": rows})
+        for r in rows:
+            if r["meta"] == "leap":
+                hr, nd = r["rel"][HEAD]["mean"], r["rel"][NDCG]["mean"]
+                plug.append({"base": base, "method": r["method"], "rel_hr10": hr,
+                             "rel_ndcg10": nd,
+                             "improves": hr is not None and nd is not None and hr > 0 and nd > 0,
+                             "seeds_improving_hr10": _seed_wins(table[r["method"]],
+                                                                table[base], HEAD)})
+        leap = [r["method"] for r in rows if r["meta"] == "leap"]
+        fomaml = [r["method"] for r in rows if r["meta"] == "fomaml"]
+        if leap and fomaml:
+            a, b = table[leap[0]], table[fomaml[0]]
+            leap_fomaml.append({
+                "model": base, "leap": leap[0], "fomaml": fomaml[0],
+                "hr10": [_mean(a, HEAD), _mean(b, HEAD)],
+                "ndcg10": [_mean(a, NDCG), _mean(b, NDCG)],
+                "beats": _mean(a, HEAD) > _mean(b, HEAD) and _mean(a, NDCG) > _mean(b, NDCG),
+                "seeds_beating_hr10": _seed_wins(a, b, HEAD)})
+    improved = sum(p["improves"] for p in plug)
+    leap_wins = sum(x["beats"] for x in leap_fomaml)
+    return {"groups": groups,
+            "plug_in": {"verdict": _verdict(improved, len(plug)), "per_model": plug,
+                        "improved": [improved, len(plug)]},
+            "leap_vs_fomaml": {"verdict": _verdict(leap_wins, len(leap_fomaml)),
+                               "per_model": leap_fomaml, "wins": [leap_wins, len(leap_fomaml)]}}
+
+
+def _best_by(rows: dict, column: str):
+    values = {k: _mean(r, column) for k, r in rows.items() if _mean(r, column) is not None}
+    return max(values, key=values.get) if values else None
+
+
+def summarize_split(table: dict, settings: list) -> dict:
+    dims = {s.label: dict(s.varied) for s in settings if s.label in table}
+    both = [k for k, d in dims.items() if d["gtl_dim"] > 0 and d["otl_dim"] > 0]
+    single = [k for k, d in dims.items() if (d["gtl_dim"] > 0) != (d["otl_dim"] > 0)]
+    out = {"dims": dims, "best_by_validation": _best_by(table, VAL_HEAD),
+           "best_on_test": _best_by(table, HEAD), "both_beat_single": None}
+    if both and single:
+        comp = {}
+        for column in (HEAD, VAL_HEAD):
+            b = max(both, key=lambda k: _mean(table[k], column))
+            s = max(single, key=lambda k: _mean(table[k], column))
+            comp[column] = {"best_both": b, "best_single": s,
+                            "beats": _mean(table[b], column) > _mean(table[s], column)}
+        out["both_beat_single"] = comp
+    return out
+
+
+def summarize_sensitivity(table: dict, settings: list) -> dict:
+    k_rows = {s.label: dict(s.varied)["inner_steps"] for s in settings
+              if dict(s.varied).get("inner_steps") is not None and s.label in table}
+    g_rows = [s.label for s in settings if "granularity" in dict(s.varied) and s.label in table]
+    out = {"k": {}, "granularity": {}}
+    if k_rows:
+        labels = sorted(k_rows, key=k_rows.get)
+        hr = [_mean(table[label], HEAD) for label in labels]
+        steps = np.diff(hr)
+        trend = ("rises with K" if np.all(steps > 0) else "falls with K" if np.all(steps < 0)
+                 else "not monotone in K") if len(hr) > 1 else None
+        secs = [table[label]["seconds"]["mean"] for label in labels]
+        out["k"] = {"values": [k_rows[label] for label in labels], "labels": labels,
+                    "test_hr10": hr, "val_hr10": [_mean(table[label], VAL_HEAD)
+                                                  for label in labels],
+                    "trend": trend,
+                    "best_by_validation": _best_by({k: table[k] for k in labels}, VAL_HEAD),
+                    "best_on_test": _best_by({k: table[k] for k in labels}, HEAD),
+                    "seconds_max_over_min_k": secs[-1] / secs[0] if secs[0] else None}
+    if g_rows:
+        sub = {k: table[k] for k in g_rows}
+        out["granularity"] = {"labels": g_rows,
+                              "best_by_validation": _best_by(sub, VAL_HEAD),
+                              "best_on_test": _best_by(sub, HEAD)}
+    return out
+
+
+def loss_summary(metrics: dict) -> dict:
+    """LeapRec's mean inner loss of each time step and iteration (train + val phase)."""
+    training = metrics["training"]["test"]
+    losses = np.asarray(training["losses"], float)  # [iterations, time steps]
+    out = {"time_steps": training["time_steps"], "losses": losses.tolist(),
+           "iterations": int(losses.shape[0]),
+           "first_iteration_mean": float(losses[0].mean()),
+           "last_iteration_mean": float(losses[-1].mean()),
+           "steps_falling": None}
+    if losses.shape[0] > 1:
+        out["steps_falling"] = [int(np.sum(losses[-1] < losses[0])), int(losses.shape[1])]
+    return out
+
+
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return 1.0 - np.sum(a * b, axis=-1) / np.maximum(norms, 1e-12)
+
+
+def representation_shift(path: str) -> dict:
+    """The popular items grouped by the time step where they were most popular (their
+    largest share of the recorded items' interactions of a step, so that steps with more
+    data do not claim every item), in up to SHIFT_GROUPS contiguous ranges of time
+    steps; per part (GTL, OTL) and group, the mean cosine distance of the items'
+    representations after each time step to their representation after the first."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    counts, labels = arrays["counts"], [str(s) for s in arrays["time_steps"]]
+    steps = counts.shape[0]
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    peak = np.argmax(share, axis=0)
+    groups = []
+    for block in np.array_split(np.arange(steps), min(SHIFT_GROUPS, steps)):
+        members = np.flatnonzero((peak >= block[0]) & (peak <= block[-1]))
+        if len(members):
+            name = labels[block[0]] if len(block) == 1 else f"{labels[block[0]]} .. " \
+                                                            f"{labels[block[-1]]}"
+            groups.append({"label": f"peak in {name}", "steps": [int(block[0]),
+                                                                 int(block[-1])],
+                           "items": int(len(members)), "members": members})
+    parts = {}
+    for part in ("gtl", "otl"):
+        if part not in arrays or not arrays[part].size:
+            continue
+        reps = arrays[part]  # [T, n, d]
+        dist = _cosine_distance(reps, reps[:1])  # [T, n]
+        parts[part] = {"all": dist.mean(axis=1).tolist(),
+                       "groups": [dist[:, g["members"]].mean(axis=1).tolist()
+                                  for g in groups],
+                       "last_step_mean": float(dist[-1].mean())}
+    for g in groups:
+        del g["members"]
+    return {"time_steps": labels, "items": int(counts.shape[1]), "groups": groups,
+            "parts": parts,
+            "otl_moves_more": (parts["otl"]["last_step_mean"] > parts["gtl"]["last_step_mean"]
+                               if "otl" in parts and "gtl" in parts else None)}
+
+
+def summarize_figures(results: list, figures_dir: str, prefix: str, dataset: str) -> dict:
+    if not results:
+        return {"available": False, "why": f"the {CLAIMED} run failed"}
+    result = results[0]
+    out = {"available": True, "run": result["id"], "seed": result["seed"],
+           "loss": loss_summary(result["metrics"]), "shift": None,
+           "loss_png": f"{prefix}-loss-per-time-step-{dataset}.png",
+           "shift_png": f"{prefix}-representation-shift-{dataset}.png"}
+    plot_loss(out["loss"], dataset, result["seed"], os.path.join(figures_dir, out["loss_png"]))
+    path = os.path.join(ROOT, result["run_dir"], "test", "representations.npz")
+    if os.path.exists(path):
+        out["shift"] = representation_shift(path)
+        plot_shift(out["shift"], dataset, result["seed"],
+                   os.path.join(figures_dir, out["shift_png"]))
+    return out
+
+
+# ------------------------------------------------------------------ figures
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _step_ticks(ax, labels: list) -> None:
+    every = max(1, len(labels) // 12)
+    ax.set_xticks(range(0, len(labels), every))
+    ax.set_xticklabels(labels[::every], rotation=45, ha="right", fontsize=8)
+
+
+def plot_loss(loss: dict, dataset: str, seed: int, path: str) -> None:
+    plt = _pyplot()
+    losses = np.asarray(loss["losses"])
+    fig, ax = plt.subplots(figsize=(9, 5))
+    cmap = plt.get_cmap("viridis")
+    n = len(losses)
+    for i, row in enumerate(losses):
+        ax.plot(range(len(row)), row, marker="o", ms=3, lw=1.4,
+                color=cmap(i / max(1, n - 1)), label=f"iteration {i + 1}")
+    if n > 1:
+        bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, n)), ax=ax)
+        bar.set_label("iteration")
+    else:
+        ax.legend(fontsize=8)
+    _step_ticks(ax, loss["time_steps"])
+    ax.set_xlabel("time step (train + validation windows, the test phase)")
+    ax.set_ylabel("mean inner BPR loss")
+    ax.set_title(f"{dataset}: LeapRec training loss per time step, seed {seed}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_shift(shift: dict, dataset: str, seed: int, path: str) -> None:
+    plt = _pyplot()
+    parts = shift["parts"]
+    fig, axes = plt.subplots(1, max(1, len(parts)), figsize=(6 * max(1, len(parts)), 4.6),
+                             squeeze=False)
+    colors = plt.get_cmap("plasma")
+    for ax, (part, figures) in zip(axes[0], parts.items()):
+        for n, (group, curve) in enumerate(zip(shift["groups"], figures["groups"])):
+            ax.plot(range(len(curve)), curve, marker="o", ms=3,
+                    color=colors(n / max(1, len(shift["groups"]))),
+                    label=f"{group['label']} ({group['items']} items)")
+        ax.plot(range(len(figures["all"])), figures["all"], color="black", lw=1, ls="--",
+                label="all")
+        _step_ticks(ax, shift["time_steps"])
+        ax.set_title(f"{part.upper()}")
+        ax.set_ylabel("mean cosine distance to the first time step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{dataset}: drift of the {shift['items']} most popular items' "
+                 f"representations (LeapRec, last iteration, seed {seed})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_k(table: dict, sens: dict, dataset: str, path: str) -> None:
+    plt = _pyplot()
+    k = sens["k"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for column, style, label in ((HEAD, "-o", "test HR@10 (sampled)"),
+                                 (VAL_HEAD, "--s", "validation HR@10 (sampled)"),
+                                 ("test/full/HR@10", ":^", "test HR@10 (full ranking)")):
+        mean = [_mean(table[lab], column) for lab in k["labels"]]
+        std = [table[lab]["columns"][column]["std"] or 0.0 for lab in k["labels"]]
+        ax.errorbar(k["values"], mean, yerr=std, fmt=style, capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xticks(k["values"])
+    ax.set_xticklabels([str(v) for v in k["values"]])
+    ax.set_xlabel("K (inner steps per time step)")
+    ax.set_ylabel("HR@10")
+    ax.set_title(f"{dataset}: LeapRec HR@10 against K (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ report
+
+def _cell(row: dict, column: str, best: dict, key: str) -> str:
+    return _bold(_pm(row["columns"][column]), key in best.get(column, []))
+
+
+def _options_text(options: dict) -> str:
+    if not options:
+        return "the driver's defaults"
+    return " ".join(_flags(options))
+
+
+def _effective(options: dict) -> dict:
+    """The RankingOptions a run with these overrides uses."""
+    return {**dataclasses.asdict(RankingOptions()), **options}
+
+
+def _defaults_text() -> str:
+    d = dataclasses.asdict(RankingOptions())
+    return ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("method", "seed"))
+
+
+def render_models(section: dict, exp: dict) -> list:
+    table, s = exp["table"], exp["summary"]
+    best, claim = s["best"], s["claim"]
+    cols = TEST_COLUMNS + (VAL_HEAD,)
+    out = [f"### 1. Models: test window, mean ± std over {len(exp['seeds'])} seed(s)", "",
+           "| method | " + " | ".join(SAMPLED) + " | full HR@10 | full NDCG@10 | full MRR "
+           "| val HR@10 | s per run | CPU s per run |",
+           "|---|" + "---:|" * (len(cols) + 2)]
+    for m, row in table.items():
+        out.append(f"| {_bold(m, m == CLAIMED)} | "
+                   + " | ".join(_cell(row, c, best, m) for c in cols)
+                   + f" | {_pm(row['seconds'], '.0f')} | {_pm(row['cpu_seconds'], '.0f')} |")
+    out += ["", "Bold: the best mean per column. Sampled metrics rank the positive among it "
+            "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
+            "not touched before (PROTOCOLS.md A.7-A.8). s per run: the run's own clock "
+            "(both phases: train -> validation, train + validation -> test).", "",
+            "**Claim: LeapRec beats every baseline.**", ""]
+    if claim["verdict"] == "not evaluated":
+        return out + [f"Not evaluated: {claim['why']}.", ""]
+    wins, total = claim["metrics_won"]
+    rival = claim["strongest_baseline"]
+    lost = [c.replace("test/", "") for c, v in claim["per_metric"].items() if not v["beats"]]
+    sw, sn = claim["seeds_beating_strongest_baseline"]
+    out += [f"Measured: **{claim['verdict']}**: {CLAIMED} has the best mean of the "
+            f"{len(claim['baselines'])} plain models ({', '.join(claim['baselines'])}) on "
+            f"{wins} of {total} test metrics"
+            + (f"; it loses on {', '.join(lost)}." if lost else "."),
+            f"- Sampled HR@10: {CLAIMED} {_pm(table[CLAIMED]['columns'][HEAD])} against "
+            f"the strongest baseline {rival} {_pm(table[rival]['columns'][HEAD])} (gap "
+            f"{claim['hr10_gap']:+.4f}"
+            + (f", {'within' if claim['gap_within_seed_noise'] else 'outside'} the seed std "
+               f"{claim['seed_std_hr10']:.4f}" if claim["seed_std_hr10"] is not None else "")
+            + f"; higher on {sw} of {sn} seeds).",
+            f"- Rank of {CLAIMED} among the {claim['rank_hr10'][1]} methods run: "
+            f"{claim['rank_hr10'][0]} by sampled HR@10, {claim['rank_full_hr10'][0]} by "
+            f"full-ranking HR@10.",
+            "- Order by sampled HR@10: " + " > ".join(claim["order_sampled_hr10"])
+            + "; by full HR@10: " + " > ".join(claim["order_full_hr10"])
+            + (" (the same)." if claim["order_sampled_hr10"] == claim["order_full_hr10"]
+               else " (sampled and full ranking order the methods differently).")]
+    if claim["seeds"] < 2:
+        out.append("- One seed only: a smoke run, not evidence either way.")
+    return out + [""]
+
+
+def render_plugins(exp: dict) -> list:
+    table, s = exp["table"], exp["summary"]
+    out = [f"### 2. Plug-ins: each base model without and with LeapRec; Leap vs FOMAML "
+           f"({len(exp['seeds'])} seed(s))", "",
+           "| base | method | test HR@10 | test NDCG@10 | full HR@10 | HR@10 vs base "
+           "| NDCG@10 vs base | full HR@10 vs base | val HR@10 | s per run |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for g in s["groups"]:
+        for r in g["rows"]:
+            row, rel = table[r["method"]], r["rel"]
+            out.append(
+                f"| {g['base']} | {r['method']} | {_pm(row['columns'][HEAD])} "
+                f"| {_pm(row['columns'][NDCG])} | {_pm(row['columns']['test/full/HR@10'])} "
+                + ("| — | — | — " if rel is None else
+                   f"| {_pct(rel[HEAD])} | {_pct(rel[NDCG])} "
+                   f"| {_pct(rel['test/full/HR@10'])} ")
+                + f"| {_pm(row['columns'][VAL_HEAD])} | {_pm(row['seconds'], '.0f')} |")
+    out += ["", "\"vs base\": `relative_change(variant, base)` on the same seed, mean ± std "
+            "over seeds. `leaprec` is `leaprec+gnn-sa`.", ""]
+    plug = s["plug_in"]
+    out += ["**Claim: the LeapRec plug-in improves every base model** (both sampled HR@10 "
+            "and NDCG@10 above the plain model's).", ""]
+    if plug["verdict"] == "not evaluated":
+        out.append("Not evaluated: no leaprec+MODEL run with its base model.")
+    else:
+        k, n = plug["improved"]
+        out.append(f"Measured: **{plug['verdict']}**: {k} of {n} base models improve.")
+        for p in plug["per_model"]:
+            w, t = p["seeds_improving_hr10"]
+            out.append(f"- {p['base']} -> {p['method']}: HR@10 {100 * p['rel_hr10']:+.2f}%, "
+                       f"NDCG@10 {100 * p['rel_ndcg10']:+.2f}% "
+                       f"({'improves' if p['improves'] else 'does not improve'}; HR@10 "
+                       f"higher on {w} of {t} seeds).")
+    lf = s["leap_vs_fomaml"]
+    out += ["", "**Claim: Leap beats first-order MAML** (the same GTL + OTL model trained "
+            "with either meta-gradient; higher mean sampled HR@10 and NDCG@10).", ""]
+    if lf["verdict"] == "not evaluated":
+        out.append("Not evaluated: no model run with both leaprec+ and fomaml+.")
+    else:
+        k, n = lf["wins"]
+        out.append(f"Measured: **{lf['verdict']}**: Leap wins on {k} of {n} models.")
+        for x in lf["per_model"]:
+            w, t = x["seeds_beating_hr10"]
+            out.append(f"- {x['model']}: HR@10 {x['hr10'][0]:.4f} (Leap) vs "
+                       f"{x['hr10'][1]:.4f} (FOMAML), NDCG@10 {x['ndcg10'][0]:.4f} vs "
+                       f"{x['ndcg10'][1]:.4f}; Leap higher HR@10 on {w} of {t} seeds.")
+    if _effective(exp["options"])["iterations"] < 2 and lf["per_model"]:
+        out.append("- With one iteration Leap and FOMAML deploy the same model: the "
+                   "meta-parameters take their only step after the deployed parameters "
+                   "(those after the last time step) are fixed.")
+    if len(exp["seeds"]) < 2:
+        out.append("- One seed only: a smoke run, not evidence either way.")
+    return out + [""]
+
+
+def _setting_table(table: dict, labels: list, extra: str = "") -> list:
+    out = ["| setting | test HR@10 | test NDCG@10 | test MRR | full HR@10 | val HR@10 "
+           f"| {extra + ' | ' if extra else ''}s per run |",
+           "|---|---:|---:|---:|---:|---:|" + ("---:|" if extra else "") + "---:|"]
+    best = best_per_column({k: table[k] for k in labels},
+                           (HEAD, NDCG, "test/sampled/MRR", "test/full/HR@10", VAL_HEAD))
+    for label in labels:
+        row = table[label]
+        cells = [_cell(row, c, best, label) for c in
+                 (HEAD, NDCG, "test/sampled/MRR", "test/full/HR@10", VAL_HEAD)]
+        if extra:
+            cells.append(str(row["time_steps"]))
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {_pm(row['seconds'], '.0f')} |")
+    return out
+
+
+def render_split(exp: dict) -> list:
+    table, s = exp["table"], exp["summary"]
+    out = [f"### 3. GTL / OTL split at roughly equal cost ({len(exp['seeds'])} seed(s))", "",
+           "Embedding sizes (gtl_dim, otl_dim) chosen so that gtl^2 + otl^2 stays about "
+           "the same; 0 turns a part off.", ""]
+    out += _setting_table(table, list(table))
+    out.append("")
+    out.append(f"- Best by validation HR@10 (what tuning would pick): "
+               f"{s['best_by_validation']}; best on test (reported, not chosen): "
+               f"{s['best_on_test']}.")
+    if s["both_beat_single"]:
+        for column, c in s["both_beat_single"].items():
+            window = "test" if column.startswith("test") else "validation"
+            out.append(f"- Both parts against one ({window} HR@10): the best split with "
+                       f"both, {c['best_both']}, {'beats' if c['beats'] else 'does not beat'}"
+                       f" the best single part, {c['best_single']}.")
+    return out + [""]
+
+
+def render_sensitivity(exp: dict, prefix: str, dataset: str) -> list:
+    table, s = exp["table"], exp["summary"]
+    out = [f"### 4. Sensitivity ({len(exp['seeds'])} seed(s))", ""]
+    k = s["k"]
+    if k:
+        out += ["K, the inner steps per time step:", ""]
+        out += _setting_table(table, k["labels"])
+        ratio = k["seconds_max_over_min_k"]
+        out += ["", f"- Test HR@10 {k['trend']}; best K by validation HR@10: "
+                f"{k['best_by_validation']}, on test: {k['best_on_test']}."
+                + (f" A run with K = {k['values'][-1]} took {ratio:.1f}x the seconds of "
+                   f"K = {k['values'][0]}." if ratio else ""), "",
+                f"![HR@10 against K on {dataset}]({prefix}-sensitivity-k-{dataset}.png)", ""]
+    g = s["granularity"]
+    if g:
+        out += ["Time-step granularity (the dataset's own steps are calendar months; "
+                "\"steps\" = time steps of the train + validation phase):", ""]
+        out += _setting_table(table, g["labels"], extra="steps")
+        out += ["", f"- Best by validation HR@10: {g['best_by_validation']}; on test: "
+                f"{g['best_on_test']}.", ""]
+    return out
+
+
+def render_figures(exp: dict) -> list:
+    s = exp["summary"]
+    out = ["### 5. Figures", ""]
+    if not s.get("available"):
+        return out + [f"Not available: {s.get('why')}.", ""]
+    loss = s["loss"]
+    out += [f"From `{CLAIMED}` seed {s['seed']}, train + validation phase (the model "
+            "scored on the test window).", "",
+            f"![training loss per time step]({s['loss_png']})", "",
+            f"Training loss per time step (the paper's Figure 7): the mean inner BPR loss "
+            f"of each of the {len(loss['time_steps'])} time steps in each of the "
+            f"{loss['iterations']} iterations (`metrics.json` `training.test.losses`). "
+            f"Mean over time steps: {loss['first_iteration_mean']:.4f} in the first "
+            f"iteration, {loss['last_iteration_mean']:.4f} in the last"
+            + (f"; {loss['steps_falling'][0]} of {loss['steps_falling'][1]} time steps "
+               "end lower than they started." if loss["steps_falling"] else
+               " (one iteration: no trend to read)."), ""]
+    shift = s["shift"]
+    if not shift:
+        return out + ["No `test/representations.npz` in the run: no representation "
+                      "figure.", ""]
+    parts = shift["parts"]
+    out += [f"![representation shift]({s['shift_png']})", "",
+            f"Representation shift (the paper's Figure 5): the {shift['items']} items with "
+            "the most interactions in the phase, grouped by the time step where they were "
+            "most popular, i.e. had their largest share of that step's interactions among "
+            "these items (raw counts would give every item to the busiest step), the time "
+            f"steps cut into at most {SHIFT_GROUPS} contiguous ranges ("
+            + ", ".join(f"{g['label']}: {g['items']} items" for g in shift["groups"])
+            + "); per group, the mean cosine distance of the items' representations after "
+            "each time step of the last iteration to those after the first time step. The "
+            "representations are the model's item node outputs (for GNN+SA after its GCN "
+            "over the graph of time steps <= t), so the growing graph moves them too. GTL "
+            "restarts from its meta-parameters at every time step; OTL carries on.", ""]
+    out.append("- Mean distance at the last time step: "
+               + ", ".join(f"{p.upper()} {v['last_step_mean']:.4f}" for p, v in parts.items())
+               + (f" (OTL drifts {'more' if shift['otl_moves_more'] else 'less'} than GTL)."
+                  if shift["otl_moves_more"] is not None else "."))
+    return out + [""]
+
+
+def _run_row(r: dict) -> str:
+    mt, pr = r["metrics"], r["process"]
+    cells = [f"{r['name']}{' (resumed)' if pr.get('resumed') else ''}", str(r["seed"]),
+             f"{mt['test']['sampled']['HR@10']:.4f}", f"{mt['test']['full']['HR@10']:.4f}",
+             f"{mt['val']['sampled']['HR@10']:.4f}", f"{mt['seconds']:.0f}"]
+    if pr.get("process_seconds"):
+        cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
+                  f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
+                  f"{pr['loadavg_after'][0]:.2f}", pr.get("source") or "n/a"]
+    else:
+        cells += ["n/a"] * 5
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_dataset(dataset: str, section: dict, prefix: str) -> list:
+    p = section["periods"]
+    runs = section["runs"]
+    # instances and exclusions as the runs' metrics.json report them (else the manifest)
+    any_run = next(iter(runs.values()), None)
+    inst = ({w: any_run["metrics"][w]["instances"] for w in ("val", "test")} if any_run
+            else p.get("instances") or {})
+    excluded = ({w: any_run["metrics"][w].get("excluded") or {} for w in ("val", "test")}
+                if any_run else p.get("excluded") or {})
+    bounds = p.get("window_bounds") or {}
+    steps = p.get("steps") or {}
+    out = [f"## {dataset}", "",
+           f"- Periods: protocol A, cut {bounds.get('cut')}, {bounds.get('val_months')} "
+           f"validation month(s); {p['rows_out']:,} interactions (train "
+           f"{p['windows']['train']:,} in {len(steps.get('train', []))} "
+           f"{p.get('granularity')} steps, validation {p['windows']['val']:,}, test "
+           f"{p['windows']['test']:,}); built once into `{p['dir']}`.",
+           f"- Ranking instances: validation {inst.get('val')}, test {inst.get('test')}. "
+           f"Excluded test interactions (PROTOCOLS.md A.4): "
+           f"{excluded.get('test', {}).get('cold_user')} of cold users, "
+           f"{excluded.get('test', {}).get('cold_item')} of cold items (validation: "
+           f"{excluded.get('val', {}).get('cold_user')} / "
+           f"{excluded.get('val', {}).get('cold_item')})."]
+    counted = {(r["metrics"]["test"]["instances"],
+                tuple(sorted((r["metrics"]["test"].get("excluded") or {}).items())))
+               for r in runs.values()}
+    if len(counted) > 1:
+        out.append(f"- **Warning**: the runs scored different numbers of test instances: "
+                   f"{sorted(counted)}.")
+    elif counted:
+        (n, _), = counted
+        out.append(f"- Every run scored the same {n} test instances (`metrics.json`).")
+    digests = sorted({r["process"].get("source") for r in runs.values()} - {None})
+    if len(digests) > 1:
+        out.append(f"- **Warning**: the runs imported {len(digests)} different versions of "
+                   "the protocol A sources of tfmeta/ (edited while the benchmark ran):")
+        for digest in digests:
+            names = [k for k, r in runs.items() if r["process"].get("source") == digest]
+            out.append(f"  - `{digest}`: {len(names)} runs ({', '.join(names)})")
+        notes = {e.get("source_note") for e in section["experiments"].values()} - {None}
+        out += [f"  - {n}" for n in sorted(notes)]
+    elif digests:
+        out.append(f"- All runs imported the same protocol A sources (digest {digests[0]}).")
+    makers = {}  # the benchmark invocations that made the runs (reused ones earlier)
+    for r in runs.values():
+        command = r["process"].get("benchmark_command")
+        if command:
+            makers.setdefault(command, []).append(r["process"].get("started", "")[:10])
+    if set(makers) - {e["command"] for e in section["experiments"].values()}:
+        out.append("- The runs were made by (reused runs come from earlier invocations): "
+                   + "; ".join(f"`{c}` ({len(d)} runs, {min(d)} to {max(d)})"
+                               for c, d in makers.items()) + ".")
+    out += ["", "| experiment | date | command | options of every run | runs (reused) |",
+            "|---|---|---|---|---:|"]
+    for name, exp in section["experiments"].items():
+        out.append(f"| {name} | {exp['date']} | `{exp['command']}` "
+                   f"| {_options_text(exp['options'])} | {len(exp['run_ids'])} "
+                   f"({exp['reused']}) |")
+    failed = [f"{n}: {', '.join(e['failed'])}" for n, e in section["experiments"].items()
+              if e.get("failed")]
+    if failed:
+        out += ["", "**Failed runs** (missing from the tables): " + "; ".join(failed) + "."]
+    out.append("")
+    exps = section["experiments"]
+    for name, render in (("models", lambda e: render_models(section, e)),
+                         ("plugins", render_plugins), ("split", render_split),
+                         ("sensitivity", lambda e: render_sensitivity(e, prefix, dataset)),
+                         ("figures", render_figures)):
+        if name in exps:
+            out += render(exps[name])
+    out += ["### Runs", "",
+            "| run | seed | test HR@10 | test full HR@10 | val HR@10 | run s | process s "
+            "| CPU s | CPU / wall | load after | tfmeta/ digest |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    out += [_run_row(r) for _, r in sorted(runs.items())]
+    return out + [""]
+
+
+def render_markdown(report: dict, prefix: str) -> str:
+    sections = report["datasets"]
+    first = next(iter(sections.values()))
+    m = first["machine"]
+    gpus = max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
+    out = [
+        "# LeapRec benchmark: temporal ranking on protocol A",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['usable_cpus']} cores usable "
+        f"({m['logical_cpus']} logical)"
+        + (f", {m['memory_bytes'] / (1 << 30):.0f} GiB RAM" if m.get("memory_bytes") else "")
+        + f", {'no GPU' if not gpus else f'{gpus} GPU(s)'} (TensorFlow sees {gpus}); "
+        f"{m['platform']}",
+        f"- Versions: Python {m['python']}, TensorFlow {m['tensorflow']}, tf-keras "
+        f"{m['tf_keras']}, TF-GNN {m['tensorflow_gnn']}, NumPy {m['numpy']}, matplotlib "
+        f"{m['matplotlib']}, tfmeta {m['tfmeta']}",
+        "- Protocol A (PROTOCOLS.md A): validation figures from a model trained on the "
+        "train window, test figures from one trained on train + validation with the same "
+        "options. Every run uses the driver's defaults (" + _defaults_text() + ") except "
+        "the options passed to every run (each experiment's command and options below) and "
+        "the option its experiment varies. No option is chosen on test windows.",
+        "- Runs run `--workers` at a time on the machine's cores, which other work may "
+        "share: compare ratios; the runs tables give CPU / wall and the load average.",
+        "",
+        "## Summary", "",
+        "| dataset | seeds (models) | LeapRec beats every baseline | plug-in improves "
+        "every base | Leap beats FOMAML |",
+        "|---|---:|---|---|---|"]
+    for dataset, sec in sections.items():
+        exps = sec["experiments"]
+        cells = []
+        if "models" in exps:
+            c = exps["models"]["summary"]["claim"]
+            cells += [str(len(exps["models"]["seeds"])),
+                      f"**{c['verdict']}**" + (f" ({c['metrics_won'][0]} of "
+                                               f"{c['metrics_won'][1]} test metrics)"
+                                               if "metrics_won" in c else "")]
+        else:
+            cells += ["—", "not run"]
+        if "plugins" in exps:
+            s = exps["plugins"]["summary"]
+            pi, lf = s["plug_in"], s["leap_vs_fomaml"]
+            cells += [f"**{pi['verdict']}** ({pi['improved'][0]} of {pi['improved'][1]})",
+                      f"**{lf['verdict']}** ({lf['wins'][0]} of {lf['wins'][1]})"]
+        else:
+            cells += ["not run", "not run"]
+        out.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    out += ["", "Verdicts are computed from the tables below: \"supported\" when the "
+            "claim holds for every metric / model compared, \"partly\" for some, \"not "
+            "supported\" for none. With one seed they are a smoke test, not evidence.", ""]
+    for dataset, sec in sections.items():
+        out += render_dataset(dataset, sec, prefix)
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ main
+
+def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
+                runs_dir: str, figures_dir: str, prefix: str, command: str) -> tuple:
+    """Every experiment of one dataset: ({experiment: record}, {run id: run}, failed)."""
+    periods = ensure_periods(dataset, runs_dir)
+    figure_seed = seeds[:1]
+    planned = {}   # experiment -> [(setting, [Run])]
+    unique = {}    # run id -> Run
+    for name, rows in settings.items():
+        planned[name] = []
+        for setting in rows:
+            runs = [make_run(dataset, setting, s, shared, runs_dir)
+                    for s in (figure_seed if name == "figures" else seeds)]
+            planned[name].append((setting, runs))
+            for r in runs:
+                unique.setdefault(r.id, r)
+    reused_before = {i for i, r in unique.items() if os.path.exists(r.metrics_path)}
+    done, failed = run_all(list(unique.values()), periods["path"], args.workers,
+                           f"{dataset}", command)
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    experiments = {}
+    for name, rows in planned.items():
+        table = {}
+        for setting, runs in rows:
+            results = [done[r.id] for r in runs if r.id in done]
+            if results:
+                table[setting.label] = figures_row(results)
+        ids = [r.id for _, runs in rows for r in runs]
+        record = {"date": date, "command": command, "workers": args.workers,
+                  "seeds": figure_seed if name == "figures" else seeds,
+                  "options": shared, "source_note": args.source_note,
+                  "settings": [{"label": s.label, "method": s.method,
+                                "varied": dict(s.varied), "runs": [r.id for r in runs]}
+                               for s, runs in rows],
+                  "run_ids": ids, "reused": sum(i in reused_before for i in ids),
+                  "failed": [i for i in ids if i not in done], "table": table}
+        if name == "models":
+            record["summary"] = summarize_models(table)
+        elif name == "plugins":
+            pairs = QUICK["plugins"] if args.quick else PLUGINS
+            record["summary"] = summarize_plugins(table, pairs)
+        elif name == "split":
+            record["summary"] = summarize_split(table, [s for s, _ in rows])
+        elif name == "sensitivity":
+            record["summary"] = summarize_sensitivity(table, [s for s, _ in rows])
+            if record["summary"]["k"]:
+                plot_k(table, record["summary"], dataset,
+                       os.path.join(figures_dir, f"{prefix}-sensitivity-k-{dataset}.png"))
+        elif name == "figures":
+            results = [done[r.id] for _, runs in rows for r in runs if r.id in done]
+            record["summary"] = summarize_figures(results, figures_dir, prefix, dataset)
+        experiments[name] = record
+    periods = dict(periods, dir=_rel(periods.pop("path")))
+    return periods, experiments, done, failed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.leaprec",
+        description="The LeapRec paper's evidence on protocol A: models, plug-ins, "
+                    "GTL/OTL split, sensitivity, Figures 5 and 7.")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
+                        help=f"registered datasets (default: {' '.join(DATASETS)})")
+    parser.add_argument("--experiments", nargs="+", default=None, choices=EXPERIMENTS,
+                        help=f"experiments to run (default: all: {' '.join(EXPERIMENTS)})")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help=f"methods of the models experiment (default: {' '.join(MODELS)})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="N",
+                        help=f"seeds (default: {' '.join(map(str, SEEDS))}); the figures "
+                             "use the first")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs at a time, each in its own process (default 2)")
+    parser.add_argument("--runs-dir", default=None,
+                        help="periods and run folders (default runs/leaprec, or "
+                             "runs/leaprec-quick with --quick; git-ignored)")
+    parser.add_argument("--results-dir", default=RESULTS_DIR,
+                        help="where the .md, .json and .png go (default benchmarks/results)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse runs whose metrics.json exists and continue killed ones")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: movielens-100k, seed 0, tiny budgets ("
+                             + " ".join(_flags(QUICK["options"])) + "), 5 models, 2 "
+                             "settings per split / sensitivity; results get a "
+                             "leaprec-quick prefix")
+    parser.add_argument("--source-note", default=None,
+                        help="a sentence for the report when runs used different tfmeta/ "
+                             "sources (e.g. what you checked about it)")
+    passed = parser.add_argument_group(
+        "options of every run (forwarded to tfmeta train; default: the driver's, or "
+        "--quick's)")
+    for name, kind in PASSED:
+        passed.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "benchmarks.leaprec", *argv])
+
+    given = {name: getattr(args, name) for name, _ in PASSED
+             if getattr(args, name) is not None}
+    shared = {**(QUICK["options"] if args.quick else {}), **given}
+    datasets = list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS))
+    seeds = list(args.seeds if args.seeds is not None
+                 else (QUICK["seeds"] if args.quick else SEEDS))
+    experiments = [e for e in EXPERIMENTS if e in (args.experiments or EXPERIMENTS)]
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    if not seeds or len(set(seeds)) != len(seeds):
+        parser.error("--seeds must be given once each")
+    try:
+        models = [canonical(m) for m in (args.methods or
+                                         (QUICK["models"] if args.quick else MODELS))]
+    except ValueError as e:
+        parser.error(str(e))
+    if len(set(models)) != len(models):
+        parser.error("--methods must not repeat (leaprec is leaprec+gnn-sa)")
+    settings = plan(experiments, {
+        "models": models,
+        "plugins": QUICK["plugins"] if args.quick else PLUGINS,
+        "splits": QUICK["splits"] if args.quick else SPLITS,
+        "inner_steps": QUICK["inner_steps"] if args.quick else INNER_STEPS,
+        "granularities": QUICK["granularities"] if args.quick else GRANULARITIES})
+    prefix = "leaprec-quick" if args.quick else "leaprec"
+    runs_dir = os.path.abspath(args.runs_dir or os.path.join(
+        ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"))
+    if not args.resume:
+        existing = sorted({make_run(d, s, seed, shared, runs_dir).out
+                           for d in datasets for rows in settings.values() for s in rows
+                           for seed in seeds if os.path.exists(
+                               make_run(d, s, seed, shared, runs_dir).out)})
+        if existing:
+            parser.error(f"{len(existing)} planned run folder(s) already exist (e.g. "
+                         f"{existing[0]}); pass --resume to reuse finished ones and "
+                         "continue killed ones, or choose another --runs-dir")
+
+    os.makedirs(args.results_dir, exist_ok=True)
+    json_path = os.path.join(args.results_dir, f"{prefix}.json")
+    md_path = os.path.join(args.results_dir, f"{prefix}.md")
+    report = {"benchmark": "leaprec", "datasets": {}}
+    if os.path.exists(json_path):  # keep what this invocation does not run
+        report = _read_json(json_path)
+    report["tfmeta"] = tfmeta.__version__
+    machine = machine_info.describe(["tensorflow", "tf-keras", "tensorflow-gnn", "numpy",
+                                     "matplotlib"])
+    gpus = gpus_seen()
+    failed = []
+    for dataset in datasets:
+        started = time.perf_counter()
+        periods, exps, done, failures = run_dataset(
+            dataset, args, settings, shared, seeds, runs_dir, args.results_dir, prefix,
+            command)
+        failed += [f"{dataset}/{r.id}" for r in failures]
+        section = report["datasets"].get(dataset, {"experiments": {}, "runs": {}})
+        section["experiments"].update(exps)
+        section["experiments"] = {e: section["experiments"][e] for e in EXPERIMENTS
+                                  if e in section["experiments"]}
+        keep = {i for e in section["experiments"].values() for i in e["run_ids"]}
+        section["runs"] = {i: r for i, r in {**section["runs"], **done}.items() if i in keep}
+        section.update({"periods": periods, "machine": machine,
+                        "gpus_seen_by_tensorflow": gpus,
+                        "benchmark_seconds": time.perf_counter() - started})
+        report["datasets"][dataset] = section
+        # Written after every dataset, so a later dataset's failure keeps earlier results.
+        _write_json(json_path, report)
+        with open(md_path, "w", encoding="utf-8") as f:
+            f.write(render_markdown(report, prefix) + "\n")
+        print(f"{dataset}: wrote {md_path}, {json_path}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; fix and rerun with "
+              "--resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
