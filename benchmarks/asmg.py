@@ -813,7 +813,9 @@ def render_markdown(report: dict, prefix: str) -> str:
         "- Protocol B (PROTOCOLS.md B): pre-train on periods 1-10, then for i = 11..30 "
         "update on period i and score the served model on period i+1; validation = "
         "scored periods 22-24, test = 25-31 (means over periods). Every method runs "
-        "with its defaults; no option is chosen on validation or test periods.",
+        "with its defaults and the base-model budget (epochs per period, pre-training "
+        "epochs) chosen per dataset on validation periods with IU; nothing is chosen on "
+        "test periods.",
         "- Each dataset's date and exact command are in its section (datasets may come "
         "from separate invocations).",
         "",
@@ -958,7 +960,7 @@ def main(argv=None) -> int:
                 timespec="seconds"),
             "command": command, "machine": machine_info, "gpus_seen_by_tensorflow": gpus,
             "workers": args.workers, "methods": summary["methods"], "seeds": ran,
-            "periods_dir": os.path.relpath(periods["path"], ROOT), "periods": periods,
+            "periods_dir": os.path.relpath(periods["path"], ROOT), "periods": portable(periods),
             "reused": reused, "earlier": earlier,
             "budget": {"epochs": budget[0], "pretrain_epochs": budget[1],
                        "search": search},
