@@ -44,7 +44,6 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Optional  # noqa: E402
@@ -94,7 +93,8 @@ PROTOCOL_B_SOURCES = (
     "tfmeta/__init__.py", "tfmeta/cli.py", "tfmeta/data/periods.py", "tfmeta/data/schema.py",
     "tfmeta/evaluation/metrics.py", "tfmeta/meta/asmg.py", "tfmeta/meta/generators.py",
     "tfmeta/meta/incremental.py", "tfmeta/meta/sml.py", "tfmeta/meta/spmf.py",
-    "tfmeta/models/embedding_mlp.py", "tfmeta/training/incremental.py")
+    "tfmeta/models/embedding_mlp.py", "tfmeta/training/incremental.py",
+    "tfmeta/training/rundir.py")
 
 
 def source_digest() -> str:
@@ -110,8 +110,9 @@ def source_digest() -> str:
 
 # ------------------------------------------------------------------ periods and runs
 
-def ensure_periods(dataset: str, runs_dir: str) -> dict:
-    """The protocol B periods of a dataset, built once; returns path and summary."""
+def build_once(dataset: str, protocol: str, runs_dir: str) -> tuple:
+    """(folder, manifest, build seconds or None) of a dataset's periods under
+    RUNS_DIR/periods, built the first time only."""
     from tfmeta.data.periods import MANIFEST
     out = os.path.join(runs_dir, "periods", dataset)
     path = os.path.join(out, MANIFEST)
@@ -119,19 +120,24 @@ def ensure_periods(dataset: str, runs_dir: str) -> dict:
     if not os.path.exists(path):
         from pipelines.options import BuildOptions
         from pipelines.periods import build_periods
-        print(f"building protocol B periods of {dataset} into {out} ...", file=sys.stderr,
-              flush=True)
+        print(f"building protocol {protocol.upper()} periods of {dataset} into {out} ...",
+              file=sys.stderr, flush=True)
         started = time.perf_counter()
         # A folder without a manifest is not a finished build (builds publish atomically).
-        build_periods(BuildOptions(input=dataset, protocol="b", out=out,
+        build_periods(BuildOptions(input=dataset, protocol=protocol, out=out,
                                    overwrite=os.path.exists(out)))
         built_seconds = time.perf_counter() - started
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    if manifest.get("protocol") != "b" or manifest.get("dataset") != dataset:
+    manifest = _read_json(path)
+    if manifest.get("protocol") != protocol or manifest.get("dataset") != dataset:
         raise SystemExit(f"{out} holds protocol {manifest.get('protocol')} periods of "
-                         f"{manifest.get('dataset')}, not protocol b of {dataset}; "
+                         f"{manifest.get('dataset')}, not protocol {protocol} of {dataset}; "
                          "remove it or choose another --runs-dir")
+    return out, manifest, built_seconds
+
+
+def ensure_periods(dataset: str, runs_dir: str) -> dict:
+    """The protocol B periods of a dataset, built once; returns path and summary."""
+    out, manifest, built_seconds = build_once(dataset, "b", runs_dir)
     return {"path": out, "built_seconds": built_seconds,
             "rows_out": manifest.get("rows_out"),
             "periods": len(manifest.get("periods", [])),
@@ -187,24 +193,11 @@ def train(run: Run, periods: str, workers: int) -> dict:
               "workers": workers, "loadavg_before": list(os.getloadavg()),
               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
                   timespec="seconds")}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    started = time.perf_counter()
     with open(os.path.join(run.out, "train.log"), "a", encoding="utf-8") as log:
         log.write(f"$ {record['command']}\n")
         log.flush()
-        process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env=env)
-        # wait4 rather than wait: it also gives this child's own CPU time and peak RSS.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    record.update({
-        "returncode": process.returncode,
-        "process_seconds": time.perf_counter() - started,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "max_rss_bytes": usage.ru_maxrss * 1024,
-        "loadavg_after": list(os.getloadavg()),
-    })
-    if process.returncode == 0 and os.path.exists(run.metrics_path):
+        record.update(machine_info.run_measured(cmd, ROOT, log))
+    if record["returncode"] == 0 and os.path.exists(run.metrics_path):
         _write_json(os.path.join(run.out, RUN_RECORD), record)
     return record
 
@@ -794,22 +787,19 @@ def _run_row(r: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def machine_of(sections: dict) -> tuple:
+    """(machine, GPUs TensorFlow saw) of a report's dataset sections."""
+    first = next(iter(sections.values()))
+    return first["machine"], max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
+
+
 def render_markdown(report: dict, prefix: str) -> str:
     sections = report["datasets"]
-    first = next(iter(sections.values()))
-    m = first["machine"]
-    gpus = max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
+    m, gpus = machine_of(sections)
     out = [
         "# ASMG benchmark: incremental CTR methods on protocol B (Table 1, Figure 3)",
         "",
-        f"- Machine: {m['cpu_model']}, {m['usable_cpus']} cores usable "
-        f"({m['logical_cpus']} logical)"
-        + (f", {m['memory_bytes'] / (1 << 30):.0f} GiB RAM" if m.get("memory_bytes") else "")
-        + f", {'no GPU' if not gpus else f'{gpus} GPU(s)'} (TensorFlow sees {gpus}); "
-        f"{m['platform']}",
-        f"- Versions: Python {m['python']}, TensorFlow {m['tensorflow']}, tf-keras "
-        f"{m['tf_keras']}, NumPy {m['numpy']}, matplotlib {m['matplotlib']}, "
-        f"tfmeta {m['tfmeta']}",
+        *machine_info.header_lines(m, gpus),
         "- Protocol B (PROTOCOLS.md B): pre-train on periods 1-10, then for i = 11..30 "
         "update on period i and score the served model on period i+1; validation = "
         "scored periods 22-24, test = 25-31 (means over periods). Every method runs "

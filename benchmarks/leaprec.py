@@ -50,7 +50,6 @@ import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Optional  # noqa: E402
@@ -62,8 +61,8 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
-from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _read_json, _stats,  # noqa: E402
-                             _write_json, gpus_seen)
+from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _read_json,  # noqa: E402
+                             _stats, _write_json, build_once, gpus_seen, machine_of)
 
 DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
 SEEDS = (0, 1, 2)
@@ -225,24 +224,7 @@ def plan(experiments: list, plan_options: dict) -> dict:
 
 def ensure_periods(dataset: str, runs_dir: str) -> dict:
     """The protocol A periods of a dataset, built once; returns path and summary."""
-    from tfmeta.data.periods import MANIFEST
-    out = os.path.join(runs_dir, "periods", dataset)
-    path = os.path.join(out, MANIFEST)
-    built_seconds = None
-    if not os.path.exists(path):
-        from pipelines.options import BuildOptions
-        from pipelines.periods import build_periods
-        print(f"building protocol A periods of {dataset} into {out} ...", file=sys.stderr,
-              flush=True)
-        started = time.perf_counter()
-        build_periods(BuildOptions(input=dataset, protocol="a", out=out,
-                                   overwrite=os.path.exists(out)))
-        built_seconds = time.perf_counter() - started
-    manifest = _read_json(path)
-    if manifest.get("protocol") != "a" or manifest.get("dataset") != dataset:
-        raise SystemExit(f"{out} holds protocol {manifest.get('protocol')} periods of "
-                         f"{manifest.get('dataset')}, not protocol a of {dataset}; "
-                         "remove it or choose another --runs-dir")
+    out, manifest, built_seconds = build_once(dataset, "a", runs_dir)
     steps = {}
     for p in manifest.get("periods", []):
         steps.setdefault(p.get("window"), []).append(p.get("label") or p.get("name"))
@@ -286,24 +268,11 @@ def train(run: Run, periods: str, workers: int, command: str) -> dict:
               "loadavg_before": list(os.getloadavg()),
               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
                   timespec="seconds")}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    started = time.perf_counter()
     with open(os.path.join(run.out, "train.log"), "a", encoding="utf-8") as log:
         log.write(f"$ {record['command']}\n")
         log.flush()
-        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT, env=env)
-        # wait4 rather than wait: it also gives this child's own CPU time and peak RSS.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    record.update({
-        "returncode": process.returncode,
-        "process_seconds": time.perf_counter() - started,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "max_rss_bytes": usage.ru_maxrss * 1024,
-        "loadavg_after": list(os.getloadavg()),
-    })
-    if process.returncode == 0 and os.path.exists(run.metrics_path):
+        record.update(machine_info.run_measured([sys.executable, *args], ROOT, log))
+    if record["returncode"] == 0 and os.path.exists(run.metrics_path):
         _write_json(os.path.join(run.out, RUN_RECORD), record)
     return record
 
@@ -1020,20 +989,11 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
 
 def render_markdown(report: dict, prefix: str) -> str:
     sections = report["datasets"]
-    first = next(iter(sections.values()))
-    m = first["machine"]
-    gpus = max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
+    m, gpus = machine_of(sections)
     out = [
         "# LeapRec benchmark: temporal ranking on protocol A",
         "",
-        f"- Machine: {m['cpu_model']}, {m['usable_cpus']} cores usable "
-        f"({m['logical_cpus']} logical)"
-        + (f", {m['memory_bytes'] / (1 << 30):.0f} GiB RAM" if m.get("memory_bytes") else "")
-        + f", {'no GPU' if not gpus else f'{gpus} GPU(s)'} (TensorFlow sees {gpus}); "
-        f"{m['platform']}",
-        f"- Versions: Python {m['python']}, TensorFlow {m['tensorflow']}, tf-keras "
-        f"{m['tf_keras']}, TF-GNN {m['tensorflow_gnn']}, NumPy {m['numpy']}, matplotlib "
-        f"{m['matplotlib']}, tfmeta {m['tfmeta']}",
+        *machine_info.header_lines(m, gpus),
         "- Protocol A (PROTOCOLS.md A): validation figures from a model trained on the "
         "train window, test figures from one trained on train + validation with the same "
         "options. Every run uses the driver's defaults (" + _defaults_text() + ") except "

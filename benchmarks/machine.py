@@ -45,3 +45,39 @@ def describe(packages: Sequence[str]) -> dict:
     info.update({p.replace("-", "_"): _version(p) for p in packages})
     info["tfmeta"] = tfmeta.__version__
     return info
+
+
+def run_measured(cmd: Sequence[str], cwd: str, log) -> dict:
+    """Runs `cmd` (output appended to the open file `log`) and measures it: its exit
+    code, wall seconds, the child's own CPU seconds and peak RSS, the load after."""
+    import subprocess
+    import time
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    started = time.perf_counter()
+    process = subprocess.Popen(list(cmd), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                               env=env)
+    # wait4 rather than wait: it also gives this child's own CPU time and peak RSS.
+    _, status, usage = os.wait4(process.pid, 0)
+    return {"returncode": os.waitstatus_to_exitcode(status),
+            "process_seconds": time.perf_counter() - started,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "max_rss_bytes": usage.ru_maxrss * 1024,
+            "loadavg_after": list(os.getloadavg())}
+
+
+# Package keys of `describe` and how reports name them, in report order.
+VERSION_LABELS = (("tensorflow", "TensorFlow"), ("tf_keras", "tf-keras"),
+                  ("tensorflow_gnn", "TF-GNN"), ("apache_beam", "Apache Beam"),
+                  ("pandas", "pandas"), ("numpy", "NumPy"), ("matplotlib", "matplotlib"),
+                  ("tfmeta", "tfmeta"))
+
+
+def header_lines(m: dict, gpus: int) -> list:
+    """A report's "- Machine: ..." and "- Versions: ..." lines from `describe()`."""
+    memory = f", {m['memory_bytes'] / (1 << 30):.0f} GiB RAM" if m.get("memory_bytes") else ""
+    gpu = "no GPU" if not gpus else f"{gpus} GPU(s)"
+    versions = "".join(f", {label} {m[key]}" for key, label in VERSION_LABELS if key in m)
+    return [f"- Machine: {m['cpu_model']}, {m['usable_cpus']} cores usable "
+            f"({m['logical_cpus']} logical){memory}, {gpu} (TensorFlow sees {gpus}); "
+            f"{m['platform']}",
+            f"- Versions: Python {m['python']}{versions}"]

@@ -328,12 +328,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"- Date: {report['date']}",
         f"- Command: `{report['command']}` (from the repository root)",
-        f"- Machine: {m['cpu_model']}, {m['usable_cpus']} cores usable "
-        f"({m['logical_cpus']} logical), {m['memory_bytes'] / (1 << 30):.0f} GiB RAM, "
-        f"{'no GPU' if not gpus else f'{gpus} GPU(s)'} (TensorFlow sees {gpus}); "
-        f"{m['platform']}",
-        f"- Versions: Python {m['python']}, TensorFlow {m['tensorflow']}, "
-        f"Apache Beam {m['apache_beam']}, pandas {m['pandas']}, tfmeta {m['tfmeta']}",
+        *machine_info.header_lines(m, gpus),
         f"- Builds: protocol {PROTOCOL.upper()} (31 equal-count periods, explicit ratings); "
         f"Beam = `{IMPLEMENTATIONS['beam']}` (FnApiRunner, one process), reference = "
         f"`{IMPLEMENTATIONS['reference']}`; {report['repeats']} repeat(s), "

@@ -29,6 +29,7 @@ from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
+from tfmeta.training.rundir import open_run_dir, write_json
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -107,12 +108,6 @@ def _mean(rows, periods, key):
     return float(np.mean(values)) if values else float("nan")
 
 
-def _write_json(path: str, value) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)  # never a half-written file where a reader looks
-
 
 def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                       resume: bool = False) -> dict:
@@ -123,11 +118,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                          "incremental CTR methods need protocol B (--protocol b)")
     if len(data.periods) < 31:
         raise ValueError(f"protocol B needs 31 periods, {periods_dir} has {len(data.periods)}")
-    progress_path = os.path.join(out, "progress.json")
-    if os.path.exists(progress_path) and not resume:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it "
-                              "or choose another --out")
-    os.makedirs(out, exist_ok=True)
+    progress_path = open_run_dir(out, resume)
     tf.keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
 
@@ -164,7 +155,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                 tf.summary.scalar("train/loss", loss)
         state["seconds"] = time.time() - started
         manager.save()
-        _write_json(progress_path, state)
+        write_json(progress_path, state)
 
     if int(done) < PRETRAIN[-1]:
         known_through(PRETRAIN[-1])
@@ -197,5 +188,5 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                         "trace_seconds": r.get("trace_seconds", 0.0)} for r in rows],
         "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
     }
-    _write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics

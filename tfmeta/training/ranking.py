@@ -32,6 +32,7 @@ from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
 from tfmeta.models.ranking import bpr_loss
+from tfmeta.training.rundir import open_run_dir, write_json
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -76,12 +77,6 @@ def _batches(part: inter.Interactions, index: np.ndarray) -> dict:
     return {"user": tf.constant(part.users[index]), "item": tf.constant(part.items[index]),
             "history": tf.constant(part.history[index])}
 
-
-def _write_json(path: str, value) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
 
 
 class Phase:
@@ -235,11 +230,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
                          "ranking methods need protocol A (--protocol a)")
     parse_method(options.method)  # fail before any work
-    progress_path = os.path.join(out, "progress.json")
-    if os.path.exists(progress_path) and not resume:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it "
-                              "or choose another --out")
-    os.makedirs(out, exist_ok=True)
+    progress_path = open_run_dir(out, resume)
     tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
     state = {"phases": {}, "seconds": 0.0}
     if resume and os.path.exists(progress_path):
@@ -257,11 +248,11 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         del record["losses"][int(phase.done):]  # losses of units the checkpoint holds
         for _ in phase.train(record["losses"]):
             state["seconds"] = time.time() - started
-            _write_json(progress_path, state)
+            write_json(progress_path, state)
         record["figures"] = phase.evaluate()
         record["time_steps"] = phase.part.step_labels
         state["seconds"] = time.time() - started
-        _write_json(progress_path, state)
+        write_json(progress_path, state)
 
     metrics = {"protocol": "a", "dataset": data.manifest.get("dataset"),
                "method": options.method, "seed": options.seed,
@@ -273,5 +264,5 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
                             for n, _ in PHASES},
                "options": dataclasses.asdict(options),
                "periods": os.path.abspath(periods_dir)}
-    _write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
