@@ -105,8 +105,15 @@ def histories(users: np.ndarray, items: np.ndarray, ts: np.ndarray,
 
 
 def load(data: PeriodDataset, windows: Sequence[str], max_len: int,
-         granularity: Optional[str] = None) -> Interactions:
-    columns = read_interactions(data, windows)
+         granularity: Optional[str] = None, columns: Optional[dict] = None) -> Interactions:
+    """The windows' interactions; `columns` = `read_interactions` of these windows or
+    more, when already read (its rows of the windows are kept, in order)."""
+    if columns is None:
+        columns = read_interactions(data, windows)
+    else:
+        wanted = [p["index"] for p in data.periods if p["window"] in windows]
+        keep = np.isin(columns["period"], wanted)
+        columns = {k: v[keep] for k, v in columns.items()}
     keys = step_keys(columns["ts"], columns["period"], granularity)
     labels = sorted(set(keys))
     index = {k: i for i, k in enumerate(labels)}

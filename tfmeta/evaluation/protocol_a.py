@@ -23,9 +23,9 @@ FULL_KEYS = ("HR@10", "NDCG@10", "MRR")
 
 def evaluate(scorer, data: PeriodDataset, window: str, timelines: UserTimelines,
              warm_items: np.ndarray, batch_size: int = 256) -> dict:
-    users_lookup = string_lookup(data.vocabulary("users"))
-    items_lookup = string_lookup(data.vocabulary("items"))
-    num_columns = 1 + len(data.vocabulary("items"))
+    items = data.vocabulary("items")
+    users_lookup, items_lookup = string_lookup(data.vocabulary("users")), string_lookup(items)
+    num_columns = 1 + len(items)
     cold = np.ones(num_columns, bool)
     cold[warm_items] = False
     sampled, full = RankingAccumulator(), RankingAccumulator()

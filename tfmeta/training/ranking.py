@@ -83,11 +83,11 @@ class Phase:
     """Training on some windows and scoring the next one, resumable."""
 
     def __init__(self, data: PeriodDataset, name: str, windows: tuple, options: RankingOptions,
-                 out: str, timelines: inter.UserTimelines):
+                 out: str, timelines: inter.UserTimelines, columns: Optional[dict] = None):
         from tfmeta.models import make_model
         self.data, self.name, self.options, self.timelines = data, name, options, timelines
         self.out = os.path.join(out, name)
-        self.part = inter.load(data, windows, options.max_len, options.granularity)
+        self.part = inter.load(data, windows, options.max_len, options.granularity, columns)
         if not len(self.part):
             raise ValueError(f"no interactions in the {'+'.join(windows)} window(s) of "
                              f"{data.directory}")
@@ -133,13 +133,14 @@ class Phase:
         part = self.part
         bar = tqdm(range(int(self.done), self.units), desc=f"{self.options.method} {self.name}",
                    unit="iteration" if self.meta else "epoch", disable=None)
+        if not self.meta:  # plain models train on the whole graph throughout
+            self.scorer.set_graph(part.users, part.items)
         for unit in bar:
             rng = np.random.default_rng([self.options.seed, unit, self.name == "test"])
             if self.meta:
                 loss = self._iteration(rng)
                 mean = float(np.mean(loss))
             else:
-                self.scorer.set_graph(part.users, part.items)
                 mean = loss = self._epoch(rng)
             losses.append(loss)
             with self.writer.as_default(step=unit + 1):
@@ -173,6 +174,7 @@ class Phase:
         record = int(self.done) == self.units - 1
         self.learner.begin_iteration()
         losses, shots = [], []
+        items = self.popular_items() if record else None
         for step in range(part.num_steps):
             rows = np.flatnonzero(part.step == step)
             upto = part.step <= step  # the graph of time steps <= t
@@ -181,10 +183,10 @@ class Phase:
                        for _ in range(k + 1)]
             losses.append(self.learner.time_step(batches))
             if record:
-                shots.append(self._item_representations())
+                shots.append(self._item_representations(items))
         self.learner.end_iteration()
         if record:
-            self._save_representations(shots)
+            self._save_representations(items, shots)
         return losses
 
     def popular_items(self) -> np.ndarray:
@@ -193,17 +195,15 @@ class Phase:
         return np.argsort(-counts, kind="stable")[:min(REPRESENTED_ITEMS,
                                                        np.count_nonzero(counts))]
 
-    def _item_representations(self) -> dict:
-        items = self.popular_items()
+    def _item_representations(self, items: np.ndarray) -> dict:
         return {name: tf.gather(model.node_representations(training=False),
                                 model.item_nodes(items)).numpy()
                 for name, model in self.learner.parts.items()}
 
-    def _save_representations(self, shots: list) -> None:
+    def _save_representations(self, items: np.ndarray, shots: list) -> None:
         """RUN_DIR/<phase>/representations.npz: per GTL / OTL part [steps, items, d]
         after each time step of the last iteration, with the items' rows and their
         interactions per time step (Figure 5 of the LeapRec paper)."""
-        items = self.popular_items()
         counts = np.stack([np.bincount(self.part.items[self.part.step == t],
                                        minlength=int(items.max()) + 1)[items]
                            for t in range(self.part.num_steps)])
@@ -243,7 +243,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         record = state["phases"].setdefault(name, {"losses": []})
         if "figures" in record:
             continue
-        phase = Phase(data, name, windows, options, out, timelines)
+        phase = Phase(data, name, windows, options, out, timelines, everything)
         phase.restore()
         del record["losses"][int(phase.done):]  # losses of units the checkpoint holds
         for _ in phase.train(record["losses"]):
