@@ -249,6 +249,25 @@ def test_sequence_baselines_variables():
     np.testing.assert_array_equal(scores(gru, empty), 0)
 
 
+def test_self_attention_last_only_equals_the_last_position_with_its_gradients():
+    from tfmeta.models.sequence import SelfAttentionEncoder
+    encoder = SelfAttentionEncoder(D, num_blocks=2, num_heads=2, dropout=0.0, seed=3)
+    tokens = tf.random.stateless_normal([3, 5, D], seed=[1, 2])
+    mask = tf.constant([[False, False, True, True, True],   # left padding
+                        [True, False, True, False, True],   # padding anywhere
+                        [False] * 5])                        # nothing to read
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(tokens)
+        full = encoder(tokens, mask)[:, -1]
+        last = encoder(tokens, mask, last_only=True)
+        full_sum, last_sum = tf.reduce_sum(full ** 2), tf.reduce_sum(last ** 2)
+    np.testing.assert_allclose(last.numpy(), full.numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(tape.gradient(last_sum, [tokens, *encoder.trainable_variables]),
+                    tape.gradient(full_sum, [tokens, *encoder.trainable_variables])):
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(),
+                                   tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------------- GnnSa
 
 def test_gnn_sa_user_token_is_last_and_query_is_its_output():

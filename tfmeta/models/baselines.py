@@ -181,7 +181,7 @@ class SASRec(RankingModel):
         tokens = (tf.gather(nodes, self.item_nodes(recent)) * math.sqrt(self.embedding_dim)
                   + self.position_embeddings[None])
         tokens = self.input_dropout(tokens, training=training)
-        return self.encoder(tokens, recent > 0, training=training)[:, -1]
+        return self.encoder(tokens, recent > 0, training=training, last_only=True)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_blocks": self.num_blocks,

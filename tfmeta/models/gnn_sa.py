@@ -96,7 +96,7 @@ class GnnSaRecommender(RankingModel):
         user = tf.gather(nodes, self.user_nodes(users))[:, None, :]      # [B, 1, d]
         tokens = tf.concat([items, user], axis=1)
         mask = tf.concat([recent > 0, tf.ones_like(recent[:, :1], tf.bool)], axis=1)
-        return self.encoder(tokens, mask, training=training)[:, -1]
+        return self.encoder(tokens, mask, training=training, last_only=True)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_layers": self.num_layers,

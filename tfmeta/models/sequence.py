@@ -1,7 +1,8 @@
 """Sequence encoders of the protocol A sequential recommenders (SASRec, GRU4Rec, GnnSa).
 
     encoder = SelfAttentionEncoder(dim=64, num_blocks=1, num_heads=1, dropout=0.2)
-    states = encoder(tokens, mask, training=True)     # [B, T, d]; query = states[:, -1]
+    states = encoder(tokens, mask, training=True)     # [B, T, d]
+    query = encoder(tokens, mask, last_only=True)      # [B, d] == states[:, -1], cheaper
     gru = GRUEncoder(units=64, output_dim=64)
     query = gru(tokens, mask, training=True)           # [B, d]
 
@@ -58,14 +59,24 @@ class SelfAttentionBlock(tf.keras.layers.Layer):
         self.inner_dropout = tf.keras.layers.Dropout(self.rate)
         self.feed_forward_dropout = tf.keras.layers.Dropout(self.rate)
 
-    def call(self, tokens: tf.Tensor, mask: tf.Tensor, training: bool = False):
-        keep = tf.cast(mask, tokens.dtype)[..., None]
-        width = tf.shape(tokens)[1]
-        causal = tf.linalg.band_part(tf.ones([width, width], tf.bool), -1, 0)
-        attention_mask = causal[None] & tf.cast(mask, tf.bool)[:, None, :]
-        x = tokens
-        h = self.attention_norm(x)
-        h = self.attention(h, h, attention_mask=attention_mask, training=training)
+    def call(self, tokens: tf.Tensor, mask: tf.Tensor, training: bool = False,
+             last_only: bool = False):
+        """[B, T, d] -> [B, T, d], or [B, 1, d] (the last position) with last_only:
+        the same values there, with the queries and the feed-forward net of the other
+        positions skipped (the last position attends to every key under the causal
+        mask), about a third of a block's work when only the last output is read."""
+        mask = tf.cast(mask, tf.bool)
+        normed = self.attention_norm(tokens)
+        if last_only:
+            x, query, mask_out = tokens[:, -1:], normed[:, -1:], mask[:, -1:]
+            attention_mask = mask[:, None, :]
+        else:
+            width = tf.shape(tokens)[1]
+            causal = tf.linalg.band_part(tf.ones([width, width], tf.bool), -1, 0)
+            x, query, mask_out = tokens, normed, mask
+            attention_mask = causal[None] & mask[:, None, :]
+        keep = tf.cast(mask_out, tokens.dtype)[..., None]
+        h = self.attention(query, normed, attention_mask=attention_mask, training=training)
         x = x + self.attention_dropout(h, training=training)
         h = self.inner_dropout(self.feed_forward_inner(self.feed_forward_norm(x)),
                                training=training)
@@ -96,11 +107,16 @@ class SelfAttentionEncoder(tf.keras.layers.Layer):
         self.output_norm = tf.keras.layers.LayerNormalization(
             epsilon=LAYER_NORM_EPSILON, name="output_norm")
 
-    def call(self, tokens: tf.Tensor, mask: tf.Tensor, training: bool = False):
+    def call(self, tokens: tf.Tensor, mask: tf.Tensor, training: bool = False,
+             last_only: bool = False):
+        """[B, T, d]; with last_only the last position's output alone, [B, d] (the
+        recommenders' query), computed without the last block's other positions."""
         x = tokens * tf.cast(mask, tokens.dtype)[..., None]
-        for block in self.blocks:
-            x = block(x, mask, training=training)
-        return self.output_norm(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, training=training,
+                      last_only=last_only and i == self.num_blocks - 1)
+        x = self.output_norm(x)
+        return x[:, -1] if last_only else x
 
     def get_config(self) -> dict:
         return {**super().get_config(), "dim": self.dim, "num_blocks": self.num_blocks,
