@@ -539,11 +539,12 @@ def _ratio(value) -> str:
 
 
 def cpu_per_method(runs: list) -> dict:
-    """CPU seconds of each run's process (rusage), per method, and their ratio to IU."""
+    """CPU seconds of each run's process (rusage), per method, and their ratio to IU.
+    Resumed runs are left out: their last process did only part of the run."""
     out = {}
     for m in dict.fromkeys(r["method"] for r in runs):
         mine = [r["process"] for r in runs if r["method"] == m
-                and r["process"].get("process_seconds")]
+                and r["process"].get("process_seconds") and not r["process"].get("resumed")]
         out[m] = {"cpu": _stats(p["cpu_seconds"] for p in mine),
                   "wall": _stats(p["process_seconds"] for p in mine),
                   "cpu_over_wall": _stats(p["cpu_seconds"] / p["process_seconds"]
@@ -707,7 +708,9 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
             f"alone, without tracing its tf.function graphs (tracing: last column, "
             f"seconds per run). \"Last period\" is the update on period 30 (scored on 31), where "
             f"{FULL} feeds its generator the whole model history and the windowed "
-            f"variants k = 3 models.", "",
+            f"variants k = 3 models. CPU s per run (rusage of the run's process) counts "
+            f"only runs that were not resumed: a resumed run's last process did part of it "
+            f"(n/a when every run of a method was resumed).", "",
             "| method | update s / period | / IU | update s, last period "
             "| generator s / period | generator s, last period | CPU s per run | / IU "
             "| CPU / wall | generator tracing s / run |",
@@ -738,7 +741,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     else:
         out.append(f"Generator training time {FULL} / {CLAIMED}: not measured "
                    "(run both methods).")
-    if FULL in cpu and CLAIMED in cpu and cpu[CLAIMED]["cpu"]["mean"]:
+    if FULL in cpu and CLAIMED in cpu and cpu[CLAIMED]["cpu"]["mean"] and cpu[FULL]["cpu"]["mean"]:
         out.append("")
         out.append(
             f"CPU time is the steadier measure on a shared machine: a whole {FULL} run "
