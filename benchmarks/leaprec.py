@@ -31,9 +31,11 @@ so a run several experiments need (the default `leaprec` of models, plugins,
 sensitivity and figures; `gcn` of models and plugins) runs once. Every run uses the
 driver's defaults (`tfmeta.training.ranking.RankingOptions`) except the options passed
 through to every run (`--epochs`, `--iterations`, `--inner-steps`, `--embedding-dim`,
-...) and the one option its experiment varies. Nothing is chosen on test windows: the
-tables show every setting, and where a choice is discussed it is the one validation
-would make.
+...) and the one option its experiment varies. Every run chooses its test model's budget
+on validation (`--choose-budget`: the val phase trains for --epochs / --iterations,
+scoring validation after each; the test phase trains for the best count; `--fixed-budget`
+turns this off). Nothing is chosen on test windows: the tables show every setting, and
+where a choice is discussed it is the one validation would make.
 
 Writes benchmarks/results/leaprec.md, leaprec.json and PNGs (`leaprec-quick*` with
 --quick); a later invocation keeps the (dataset, experiment) sections it did not run.
@@ -112,7 +114,7 @@ PROTOCOL_A_SOURCES = (
     "tfmeta/meta/leap.py", "tfmeta/meta/leaprec.py", "tfmeta/models/__init__.py",
     "tfmeta/models/baselines.py", "tfmeta/models/gnn_sa.py", "tfmeta/models/graph.py",
     "tfmeta/models/ranking.py", "tfmeta/models/registry.py", "tfmeta/models/sequence.py",
-    "tfmeta/training/ranking.py")
+    "tfmeta/training/ranking.py", "tfmeta/training/rundir.py")
 
 
 def source_digest() -> str:
@@ -239,9 +241,17 @@ def ensure_periods(dataset: str, runs_dir: str) -> dict:
 def _flags(options: dict) -> list:
     out = []
     for key, value in options.items():
-        if value is not None:
-            out += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):  # switches (choose_budget)
+            out += [flag] if value else []
+        elif value is not None:
+            out += [flag, str(value)]
     return out
+
+
+def chosen_budget(metrics: dict) -> Optional[int]:
+    """The epochs / iterations the run's test model trained for."""
+    return len(metrics["training"]["test"]["losses"])
 
 
 def check_partial(run: Run) -> None:
@@ -348,6 +358,7 @@ def figures_row(results: list) -> dict:
     return {"seeds": [r["seed"] for r in results], "runs": [r["id"] for r in results],
             "columns": columns,
             "seconds": _stats(m["seconds"] for m in ms),
+            "budget": _stats(chosen_budget(m) for m in ms),
             "cpu_seconds": _stats(p["cpu_seconds"] for p in processes),
             "time_steps": len(ms[0]["training"]["test"]["time_steps"]) if ms else None,
             "by_seed": {r["seed"]: {c: _get(r["metrics"], c) for c in columns}
@@ -702,16 +713,20 @@ def render_models(section: dict, exp: dict) -> list:
     cols = TEST_COLUMNS + (VAL_HEAD,)
     out = [f"### 1. Models: test window, mean ± std over {len(exp['seeds'])} seed(s)", "",
            "| method | " + " | ".join(SAMPLED) + " | full HR@10 | full NDCG@10 | full MRR "
-           "| val HR@10 | s per run | CPU s per run |",
-           "|---|" + "---:|" * (len(cols) + 2)]
+           "| val HR@10 | test budget | s per run | CPU s per run |",
+           "|---|" + "---:|" * (len(cols) + 3)]
     for m, row in table.items():
         out.append(f"| {_bold(m, m == CLAIMED)} | "
                    + " | ".join(_cell(row, c, best, m) for c in cols)
-                   + f" | {_pm(row['seconds'], '.0f')} | {_pm(row['cpu_seconds'], '.0f')} |")
+                   + f" | {_pm(row['budget'], '.1f')} | {_pm(row['seconds'], '.0f')} "
+                   f"| {_pm(row['cpu_seconds'], '.0f')} |")
     out += ["", "Bold: the best mean per column. Sampled metrics rank the positive among it "
             "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
             "not touched before (PROTOCOLS.md A.7-A.8). s per run: the run's own clock "
-            "(both phases: train -> validation, train + validation -> test).", "",
+            "(both phases: train -> validation, train + validation -> test). Test budget: the "
+            "epochs (plain models) or iterations (meta methods) the test model trained for; "
+            "with `--choose-budget` (the default here) the count whose validation HR@10 was "
+            "best, validation scored after each (PROTOCOLS.md A.3).", "",
             "**Claim: LeapRec beats every baseline.**", ""]
     if claim["verdict"] == "not evaluated":
         return out + [f"Not evaluated: {claim['why']}.", ""]
@@ -895,11 +910,19 @@ def render_figures(exp: dict) -> list:
     return out + [""]
 
 
+def _budget_cell(metrics: dict) -> str:
+    """'7 / 20' (chosen on validation / the val phase's) or '20' (fixed)."""
+    chosen = chosen_budget(metrics)
+    if "budget" not in metrics:
+        return str(chosen)
+    return f"{chosen} / {len(metrics['budget']['curve'])}"
+
+
 def _run_row(r: dict) -> str:
     mt, pr = r["metrics"], r["process"]
     cells = [f"{r['name']}{' (resumed)' if pr.get('resumed') else ''}", str(r["seed"]),
              f"{mt['test']['sampled']['HR@10']:.4f}", f"{mt['test']['full']['HR@10']:.4f}",
-             f"{mt['val']['sampled']['HR@10']:.4f}", f"{mt['seconds']:.0f}"]
+             f"{mt['val']['sampled']['HR@10']:.4f}", _budget_cell(mt), f"{mt['seconds']:.0f}"]
     if pr.get("process_seconds"):
         cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
                   f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
@@ -980,9 +1003,9 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         if name in exps:
             out += render(exps[name])
     out += ["### Runs", "",
-            "| run | seed | test HR@10 | test full HR@10 | val HR@10 | run s | process s "
-            "| CPU s | CPU / wall | load after | tfmeta/ digest |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            "| run | seed | test HR@10 | test full HR@10 | val HR@10 | test budget | run s "
+            "| process s | CPU s | CPU / wall | load after | tfmeta/ digest |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     out += [_run_row(r) for _, r in sorted(runs.items())]
     return out + [""]
 
@@ -1126,13 +1149,17 @@ def main(argv=None) -> int:
         "--quick's)")
     for name, kind in PASSED:
         passed.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    passed.add_argument("--fixed-budget", action="store_true",
+                        help="train every test model for --epochs / --iterations instead "
+                             "of the count that scored best on validation (--choose-budget)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "benchmarks.leaprec", *argv])
 
     given = {name: getattr(args, name) for name, _ in PASSED
              if getattr(args, name) is not None}
-    shared = {**(QUICK["options"] if args.quick else {}), **given}
+    shared = {**(QUICK["options"] if args.quick else {}), **given,
+              "choose_budget": not args.fixed_budget}
     datasets = list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS))
     seeds = list(args.seeds if args.seeds is not None
                  else (QUICK["seeds"] if args.quick else SEEDS))

@@ -53,11 +53,13 @@ def test_train_on_protocol_a_periods(build_once, movielens_100k, tmp_path, capsy
     out = tmp_path / "run"
     assert cli.main(["train", "--periods", periods, "--method", "leaprec+mf", "--out",
                      str(out), "--iterations", "1", "--inner-steps", "2", "--gtl-dim", "8",
-                     "--otl-dim", "8", "--learning-rate", "0.01"]) == 0
+                     "--otl-dim", "8", "--learning-rate", "0.01", "--choose-budget"]) == 0
     printed = capsys.readouterr().out
     assert "test: HR@10" in printed and "metrics.json" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"] == "a" and metrics["options"]["inner_steps"] == 2
+    assert metrics["options"]["choose_budget"] and metrics["budget"]["chosen"] == 1
+    assert metrics["budget"]["unit"] == "iteration"
     assert metrics["options"]["epochs"] == 20  # protocol A's default, not B's
     assert cli.main(["train", "--periods", periods, "--method", "iu", "--out",
                      str(tmp_path / "bad")]) == 2

@@ -114,6 +114,46 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
                                  pytest.approx(value, rel=1e-5)), path
 
 
+def test_choose_budget_trains_the_test_model_for_the_best_validation_count(
+        periods_a, tmp_path, monkeypatch):
+    options = RankingOptions("mf", epochs=4, choose_budget=True, **SMALL)
+    whole = train_ranking(periods_a, str(tmp_path / "whole"), options)
+    budget = whole["budget"]
+    assert budget["unit"] == "epoch" and budget["metric"] == "val/sampled/HR@10"
+    curve = budget["curve"]
+    assert len(curve) == 4 and all(set(point) == SAMPLED for point in curve)
+    values = [point["HR@10"] for point in curve]
+    assert budget["chosen"] == values.index(max(values)) + 1
+    assert len(whole["training"]["test"]["losses"]) == budget["chosen"]
+    assert len(whole["training"]["val"]["losses"]) == 4
+    # The val figures are those of the last epoch's model, the curve's last point.
+    assert whole["val"]["sampled"] == pytest.approx(curve[-1], rel=1e-6)
+    assert "budget" not in train_ranking(
+        periods_a, str(tmp_path / "fixed"), RankingOptions("mf", epochs=1, **SMALL))
+
+    # Killed while scoring the second epoch, before its progress and checkpoint: the
+    # resumed run redoes that epoch and ends as the uninterrupted one.
+    original = ranking.Phase.score_curve
+    calls = {"n": 0}
+
+    def killed(self, curve):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, curve)
+    monkeypatch.setattr(ranking.Phase, "score_curve", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_ranking(periods_a, str(tmp_path / "resumed"), options)
+    monkeypatch.setattr(ranking.Phase, "score_curve", original)
+    resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
+    for key in ("val", "test", "training", "budget"):
+        got, want = _flat(resumed[key]), _flat(whole[key])
+        assert got.keys() == want.keys()
+        for path, value in want.items():
+            assert got[path] == (value if isinstance(value, str) else
+                                 pytest.approx(value, rel=1e-5)), path
+
+
 def _flat(value, prefix="") -> dict:
     """Nested dicts and lists -> {path: number or string}."""
     if isinstance(value, dict):

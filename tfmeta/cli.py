@@ -97,7 +97,8 @@ def _train(args) -> int:
     if PeriodDataset(args.periods).protocol == "a":
         from tfmeta.training.ranking import RankingOptions, train_ranking
         options = RankingOptions(method=args.method, **_given(args, common + (
-            "iterations", "inner_steps", "gtl_dim", "otl_dim", "max_len", "granularity")))
+            "iterations", "inner_steps", "gtl_dim", "otl_dim", "max_len", "granularity",
+            "choose_budget")))
         metrics = train_ranking(args.periods, args.out, options, resume=args.resume)
         for window in ("val", "test"):
             figures = metrics[window]
@@ -105,6 +106,10 @@ def _train(args) -> int:
             print(f"{window}: HR@10 {sampled['HR@10']:.4f} NDCG@10 {sampled['NDCG@10']:.4f} "
                   f"MRR {sampled['MRR']:.4f} · full HR@10 {full['HR@10']:.4f} "
                   f"({figures['instances']} instances)")
+        if "budget" in metrics:
+            budget = metrics["budget"]
+            print(f"test model trained for {budget['chosen']} {budget['unit']}(s), the best "
+                  f"{budget['metric']} of {len(budget['curve'])}")
     else:
         from tfmeta.training.incremental import IncrementalOptions, train_incremental
         options = IncrementalOptions(method=args.method, **_given(args, common + (
@@ -257,6 +262,10 @@ def make_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-len", type=int, help="history items read (default 50)")
     a.add_argument("--granularity", choices=["day", "week", "month", "quarter"],
                    help="LeapRec/FOMAML time steps (default: the dataset's)")
+    a.add_argument("--choose-budget", action="store_true", default=None,
+                   help="score validation after every epoch / iteration of the train-window "
+                        "model and train the test model for the count that scored best "
+                        "(sampled HR@10); --epochs / --iterations are then the maximum")
     train.set_defaults(run=_train)
 
     quick = commands.add_parser("quickstart", help="the main job on MovieLens-100K")

@@ -22,7 +22,9 @@ FULL_KEYS = ("HR@10", "NDCG@10", "MRR")
 
 
 def evaluate(scorer, data: PeriodDataset, window: str, timelines: UserTimelines,
-             warm_items: np.ndarray, batch_size: int = 256) -> dict:
+             warm_items: np.ndarray, batch_size: int = 256, full_ranking: bool = True) -> dict:
+    """{sampled, full, instances, excluded} of a window; `full` is absent when
+    full_ranking is False (the cheaper sampled figures alone, e.g. for a curve)."""
     items = data.vocabulary("items")
     users_lookup, items_lookup = string_lookup(data.vocabulary("users")), string_lookup(items)
     num_columns = 1 + len(items)
@@ -38,13 +40,16 @@ def evaluate(scorer, data: PeriodDataset, window: str, timelines: UserTimelines,
         scores = scorer(users, history, tf.concat([positive[:, None], negatives], axis=1))
         # Short candidate lists are padded with '' (row 0): never counted.
         sampled.update(ranks_from_scores(scores[:, 0], scores[:, 1:], negatives > 0))
+        instances += int(tf.shape(users)[0])
+        if not full_ranking:
+            continue
         exclude = timelines.mask(users.numpy(), batch["ts"].numpy(), num_columns) | cold
         exclude[:, 0] = True
         full.update(full_ranking_ranks(None, scorer.all_items(users, history), positive,
                                        exclude))
-        instances += int(tf.shape(users)[0])
-    full_figures = full.result()
-    return {"sampled": sampled.result(),
-            "full": {k: full_figures[k] for k in FULL_KEYS},
-            "instances": instances,
-            "excluded": data.manifest.get("excluded", {}).get(window, {})}
+    figures = {"sampled": sampled.result(), "instances": instances,
+               "excluded": data.manifest.get("excluded", {}).get(window, {})}
+    if full_ranking:
+        full_figures = full.result()
+        figures["full"] = {k: full_figures[k] for k in FULL_KEYS}
+    return figures

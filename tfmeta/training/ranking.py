@@ -38,6 +38,7 @@ PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
 DEFAULT_MODEL = "gnn-sa"
 REPRESENTED_ITEMS = 200  # popular items whose representations the last iteration records
+BUDGET_METRIC = "HR@10"  # sampled, on the validation window: what choose_budget maximises
 
 
 @dataclasses.dataclass
@@ -55,6 +56,10 @@ class RankingOptions:
     inner_steps: int = 10          # meta methods: K per time step
     max_len: int = 50
     granularity: Optional[str] = None  # None: the dataset's time steps
+    # PROTOCOLS.md A.3 "epochs are chosen on validation": score the validation window
+    # after every epoch / iteration of the val phase, and train the test phase for the
+    # count that scored best (BUDGET_METRIC; ties: the fewest).
+    choose_budget: bool = False
 
 
 def parse_method(method: str) -> tuple:
@@ -83,7 +88,8 @@ class Phase:
     """Training on some windows and scoring the next one, resumable."""
 
     def __init__(self, data: PeriodDataset, name: str, windows: tuple, options: RankingOptions,
-                 out: str, timelines: inter.UserTimelines, columns: Optional[dict] = None):
+                 out: str, timelines: inter.UserTimelines, columns: Optional[dict] = None,
+                 units: Optional[int] = None):
         from tfmeta.models import make_model
         self.data, self.name, self.options, self.timelines = data, name, options, timelines
         self.out = os.path.join(out, name)
@@ -107,7 +113,7 @@ class Phase:
                                            options.learning_rate, options.meta_learning_rate)
             self.scorer = self.learner.scorer
             items = self.learner.checkpoint_items()
-            self.units = options.iterations
+            self.units = options.iterations if units is None else units
         else:
             self.scorer = leaprec.Scorer([build(options.embedding_dim, 1)])
             self.negatives = negatives
@@ -115,7 +121,7 @@ class Phase:
             self.optimizer.build(self.scorer.trainable_variables)
             self._train_step = tf.function(self._plain_step, reduce_retracing=True)
             items = {"optimizer": self.optimizer, "negatives": negatives.generator}
-            self.units = options.epochs
+            self.units = options.epochs if units is None else units
         self.done = tf.Variable(0, dtype=tf.int64)
         self.checkpoint = tf.train.Checkpoint(
             models=self.scorer.models, done=self.done, **items)
@@ -150,8 +156,10 @@ class Phase:
                         tf.summary.scalar(f"train/loss_time_step/{label}", value)
             bar.set_postfix(loss=f"{mean:.4f}")
             self.done.assign(unit + 1)
-            self.manager.save()
+            # The caller records the unit's progress before the checkpoint holds it: a
+            # run killed in between redoes the unit, and never lacks a unit's record.
             yield unit
+            self.manager.save()
 
     def _epoch(self, rng) -> float:
         order = rng.permutation(len(self.part))
@@ -216,10 +224,32 @@ class Phase:
         os.replace(f"{path}.tmp", path)
 
     # -- scoring
-    def evaluate(self) -> dict:
+    def evaluate(self, full_ranking: bool = True) -> dict:
         self.scorer.set_graph(self.part.users, self.part.items)
         return evaluate(self.scorer.frozen(), self.data, self.name, self.timelines,
-                        self.part.warm_items())
+                        self.part.warm_items(), full_ranking=full_ranking)
+
+    def score_curve(self, curve: list) -> None:
+        """Appends the sampled validation figures of the model as it is now."""
+        curve.append(self.evaluate(full_ranking=False)["sampled"])
+        with self.writer.as_default(step=len(curve)):
+            for key, value in curve[-1].items():
+                tf.summary.scalar(f"val/sampled/{key}", value)
+
+
+def chosen_units(curve: list) -> int:
+    """The epoch / iteration count whose validation BUDGET_METRIC is highest (the
+    fewest on ties)."""
+    values = [point[BUDGET_METRIC] for point in curve]
+    return int(np.argmax(values)) + 1
+
+
+def budget_record(state: dict, options: RankingOptions) -> dict:
+    """metrics.json `budget`: the validation curve and the count the test phase used."""
+    val = state["phases"]["val"]
+    return {"unit": "iteration" if parse_method(options.method)[0] else "epoch",
+            "metric": f"val/sampled/{BUDGET_METRIC}", "curve": val["curve"],
+            "chosen": val["chosen_units"]}
 
 
 def train_ranking(periods_dir: str, out: str, options: RankingOptions,
@@ -243,12 +273,22 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         record = state["phases"].setdefault(name, {"losses": []})
         if "figures" in record:
             continue
-        phase = Phase(data, name, windows, options, out, timelines, everything)
+        curve = record.setdefault("curve", []) if options.choose_budget and name == "val" \
+            else None
+        units = (state["phases"]["val"]["chosen_units"]
+                 if options.choose_budget and name == "test" else None)
+        phase = Phase(data, name, windows, options, out, timelines, everything, units)
         phase.restore()
         del record["losses"][int(phase.done):]  # losses of units the checkpoint holds
+        if curve is not None:
+            del curve[int(phase.done):]
         for _ in phase.train(record["losses"]):
+            if curve is not None:
+                phase.score_curve(curve)
             state["seconds"] = time.time() - started
             write_json(progress_path, state)
+        if curve is not None:
+            record["chosen_units"] = chosen_units(curve)
         record["figures"] = phase.evaluate()
         record["time_steps"] = phase.part.step_labels
         state["seconds"] = time.time() - started
@@ -263,6 +303,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
                                 "time_steps": state["phases"][n]["time_steps"]}
                             for n, _ in PHASES},
                "options": dataclasses.asdict(options),
+               **({"budget": budget_record(state, options)} if options.choose_budget else {}),
                "periods": os.path.abspath(periods_dir)}
     write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
