@@ -100,6 +100,9 @@ def _train(args) -> int:
             "iterations", "inner_steps", "gtl_dim", "otl_dim", "max_len", "granularity",
             "choose_budget")))
         metrics = train_ranking(args.periods, args.out, options, resume=args.resume)
+        if args.export_to:
+            from tfmeta.export import export_run
+            print(f"exported {export_run(args.out, args.export_to, keep=args.keep)}")
         for window in ("val", "test"):
             figures = metrics[window]
             sampled, full = figures["sampled"], figures["full"]
@@ -114,12 +117,23 @@ def _train(args) -> int:
         from tfmeta.training.incremental import IncrementalOptions, train_incremental
         options = IncrementalOptions(method=args.method, **_given(args, common + (
             "pretrain_epochs", "incctr_lambda", "k", "hidden_size")))
-        metrics = train_incremental(args.periods, args.out, options, resume=args.resume)
+        metrics = train_incremental(args.periods, args.out, options, resume=args.resume,
+                                    export_to=args.export_to, keep=args.keep)
         print(f"validation AUC {metrics['val']['auc']:.4f} LogLoss "
               f"{metrics['val']['logloss']:.4f} · test AUC {metrics['test']['auc']:.4f} "
               f"LogLoss {metrics['test']['logloss']:.4f}")
     print(f"{metrics['method']} on {metrics['dataset']} (seed {metrics['seed']}), "
           f"{metrics['seconds']:.0f} s: written to {args.out}/metrics.json")
+    return 0
+
+
+def _export(args) -> int:
+    from tfmeta.export import export_run
+    path = export_run(args.run_dir, args.out, periods_dir=args.periods, top_k=args.top_k,
+                      keep=args.keep or None, period=args.period, name=args.name,
+                      server_base_path=args.server_base_path)
+    print(f"exported {args.run_dir} to {path} (TF Serving config: "
+          f"{os.path.join(args.out, 'models.config')})")
     return 0
 
 
@@ -266,7 +280,35 @@ def make_parser() -> argparse.ArgumentParser:
                    help="score validation after every epoch / iteration of the train-window "
                         "model and train the test model for the count that scored best "
                         "(sampled HR@10); --epochs / --iterations are then the maximum")
+    train.add_argument("--export-to", metavar="EXPORT_ROOT",
+                       help="also export SavedModel versions here: protocol B one per "
+                            "update period (the served model), protocol A the final model")
+    train.add_argument("--keep", type=int, default=5,
+                       help="with --export-to: versions to keep (default 5)")
     train.set_defaults(run=_train)
+
+    export = commands.add_parser(
+        "export", help="export a trained run as a TF Serving SavedModel version")
+    export.add_argument("--run", required=True, dest="run_dir",
+                        help="the run directory (tfmeta train --out)")
+    export.add_argument("--out", required=True, metavar="EXPORT_ROOT",
+                        help="export root, e.g. saved_models/NAME: gets NAME/VERSION/ and "
+                             "models.config")
+    export.add_argument("--periods", help="where the run's periods are now (default: "
+                                          "where they were when it trained)")
+    export.add_argument("--top-k", type=int, default=100,
+                        help="ranking models: K of the top_k signature (default 100)")
+    export.add_argument("--period", type=int,
+                        help="protocol B: the model served after this update period "
+                             "(default: the last)")
+    export.add_argument("--keep", type=int, default=5,
+                        help="versions to keep, oldest pruned (default 5; 0 keeps all)")
+    export.add_argument("--name", help="model name in models.config (default: the export "
+                                       "root's folder name)")
+    export.add_argument("--server-base-path",
+                        help="the export root as TF Serving sees it, for models.config "
+                             "(default: its absolute path; e.g. /models/NAME in docker)")
+    export.set_defaults(run=_export)
 
     quick = commands.add_parser("quickstart", help="the main job on MovieLens-100K")
     quick.add_argument("--dataset", default="movielens-100k")

@@ -212,13 +212,21 @@ class EmbeddingMLP(tf.keras.Model):
         user = tf.reshape(tf.convert_to_tensor(features["user"], tf.string), [-1])
         item = tf.reshape(tf.convert_to_tensor(features["item"], tf.string), [-1])
         history = _dense_strings(features["history"])
-        user_vec = tf.gather(self.user_embeddings, self.lookup("users", user))
-        item_vec = self._item_repr(self.lookup("items", item))
-        # Keep the most recent history_len non-'' entries wherever the padding is.
-        present = tf.not_equal(history, "")
-        later = tf.cumsum(tf.cast(present, tf.int32), axis=1, reverse=True)
-        mask = present & (later <= self.history_len)
-        history_vec = _masked_mean(self._item_repr(self.lookup("items", history)), mask)
+        return self.logits_from_rows(self.lookup("users", user), self.lookup("items", item),
+                                     self.lookup("items", history),
+                                     tf.not_equal(history, ""), training=training)
+
+    def logits_from_rows(self, user_rows, item_rows, history_rows, history_present,
+                         training=False):
+        """The logits of embedding rows (`lookup`'s): user and item [B], history [B, L]
+        with history_present [B, L] False at padding (an unknown history item is
+        present, with row 0). Exported models look their rows up elsewhere."""
+        user_vec = tf.gather(self.user_embeddings, user_rows)
+        item_vec = self._item_repr(item_rows)
+        # Keep the most recent history_len present entries wherever the padding is.
+        later = tf.cumsum(tf.cast(history_present, tf.int32), axis=1, reverse=True)
+        mask = history_present & (later <= self.history_len)
+        history_vec = _masked_mean(self._item_repr(history_rows), mask)
         x = tf.concat([user_vec, history_vec, item_vec], axis=-1)
         for layer in self.hidden_layers:
             x = layer(x, training=training)

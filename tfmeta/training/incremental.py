@@ -10,6 +10,8 @@ uninterrupted run with the same seed.
                                 per_period, options
     RUN_DIR/progress.json       per-period figures so far (the resume point)
     RUN_DIR/history/            the base model after each period
+    RUN_DIR/serving/            the model the method served after each update period
+                                (scored on the next; `tfmeta export` reads it)
     RUN_DIR/checkpoints/        model + strategy state after the last completed period
     RUN_DIR/tensorboard/        scalars per period
 """
@@ -19,7 +21,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +36,7 @@ from tfmeta.training.rundir import open_run_dir, write_json
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
 VALIDATION = [22, 23, 24]  # scored periods i + 1
+SERVING = "serving"
 TEST = list(range(25, 32))
 
 
@@ -109,9 +112,39 @@ def _mean(rows, periods, key):
 
 
 
+def load_served(run_dir: str, period: Optional[int] = None,
+                periods_dir: Optional[str] = None) -> EmbeddingMLP:
+    """The model a protocol B run served after updating on `period` (default: the
+    last completed one), with the ids known then."""
+    finished = os.path.join(run_dir, "metrics.json")
+    with open(finished if os.path.exists(finished)
+              else os.path.join(run_dir, "progress.json")) as f:
+        record = json.load(f)  # both hold the options and the periods
+    saved = sorted(int(n[len("period-"):-len(".index")]) for n in os.listdir(
+        os.path.join(run_dir, SERVING)) if n.endswith(".index")) if os.path.isdir(
+        os.path.join(run_dir, SERVING)) else []
+    if not saved:
+        raise FileNotFoundError(f"{run_dir}/{SERVING} holds no served model: the run has "
+                                "not completed an update period (or predates serving "
+                                "checkpoints: train it again)")
+    period = saved[-1] if period is None else int(period)
+    if period not in saved:
+        raise ValueError(f"no served model after period {period} in {run_dir}; have "
+                         f"periods {saved[0]}-{saved[-1]}")
+    options = IncrementalOptions(**record["options"])
+    data = PeriodDataset(periods_dir or record["periods"])
+    model = EmbeddingMLP.from_period_dataset(data, embedding_dim=options.embedding_dim)
+    tf.train.Checkpoint(model=model).read(
+        os.path.join(run_dir, SERVING, f"period-{period:03d}")).expect_partial()
+    return model
+
+
 def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
-                      resume: bool = False) -> dict:
-    """Runs one method over protocol B periods; returns (and writes) metrics.json."""
+                      resume: bool = False, export_to: Optional[str] = None,
+                      keep: Optional[int] = 5) -> dict:
+    """Runs one method over protocol B periods; returns (and writes) metrics.json.
+    export_to: an export root that gets each update period's served model as a new
+    SavedModel version (tfmeta.export), keeping the `keep` newest."""
     data = PeriodDataset(periods_dir)
     if data.protocol != "b":
         raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
@@ -131,7 +164,9 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
     checkpoint = tf.train.Checkpoint(model=model, done=done, **strategy.checkpoint_items())
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), 1)
     history = tf.train.Checkpoint(model=model)
-    state = {"per_period": [], "seconds": 0.0}
+    served = tf.train.Checkpoint(model=serving_model)
+    state = {"per_period": [], "seconds": 0.0, "options": dataclasses.asdict(options),
+             "periods": os.path.abspath(periods_dir)}
     if resume and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         with open(progress_path) as f:
@@ -172,6 +207,11 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                   "trace_seconds": getattr(strategy, "trace_seconds", 0.0)}
         incremental.copy_weights(strategy.serving_weights(), serving_model.trainable_variables)
         serving_model.set_known(*[int(v) for v in (model.known_users, model.known_items)])
+        served.write(os.path.join(out, SERVING, f"period-{i:03d}"))
+        if export_to:  # before the period completes: a resumed run never skips one
+            from tfmeta.export import export_server
+            from tfmeta.export.ctr import CtrServer
+            export_server(lambda assets: CtrServer(serving_model, assets), export_to, keep)
         scores = evaluate(predict, source.periods([i + 1], shuffle=False))
         bar.set_postfix(auc=f"{scores['auc']:.4f}", logloss=f"{scores['logloss']:.4f}")
         complete(i, loss, scores, timing)

@@ -84,38 +84,69 @@ def _batches(part: inter.Interactions, index: np.ndarray) -> dict:
 
 
 
+def build_models(options: RankingOptions, data: PeriodDataset, seed: int) -> dict:
+    """The method's models, untrained: {"gtl": ..., "otl": ...} (those of size > 0) for
+    the meta methods, {"model": ...} for a plain one; sized by the data's vocabularies."""
+    from tfmeta.models import make_model
+    meta, model_name = parse_method(options.method)
+    sizes = len(data.vocabulary("users")), len(data.vocabulary("items"))
+
+    def build(dim, offset):
+        return make_model(model_name, *sizes, embedding_dim=dim, max_len=options.max_len,
+                          seed=seed + offset)
+    if not meta:
+        return {"model": build(options.embedding_dim, 1)}
+    return {name: build(dim, offset) for name, dim, offset in
+            (("gtl", options.gtl_dim, 1), ("otl", options.otl_dim, 2)) if dim > 0}
+
+
+def load_trained(run_dir: str, periods_dir: Optional[str] = None) -> tuple:
+    """(Scorer, PeriodDataset, RankingOptions) of a finished run's test-phase model: the
+    one trained on train + validation, with its graph (those windows' interactions) set.
+    periods_dir: where the run's periods are now (default: where they were)."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a finished protocol A "
+                                "run (train it, or finish it with --resume)")
+    with open(path) as f:
+        metrics = json.load(f)
+    options = RankingOptions(**metrics["options"])
+    data = PeriodDataset(periods_dir or metrics["periods"])
+    scorer = leaprec.Scorer(list(build_models(options, data, options.seed).values()))
+    checkpoint = tf.train.Checkpoint(models=scorer.models)
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, "test", "checkpoints"))
+    checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+    part = inter.load(data, dict(PHASES)["test"], options.max_len, options.granularity)
+    scorer.set_graph(part.users, part.items)
+    return scorer, data, options
+
+
 class Phase:
     """Training on some windows and scoring the next one, resumable."""
 
     def __init__(self, data: PeriodDataset, name: str, windows: tuple, options: RankingOptions,
                  out: str, timelines: inter.UserTimelines, columns: Optional[dict] = None,
                  units: Optional[int] = None):
-        from tfmeta.models import make_model
         self.data, self.name, self.options, self.timelines = data, name, options, timelines
         self.out = os.path.join(out, name)
         self.part = inter.load(data, windows, options.max_len, options.granularity, columns)
         if not len(self.part):
             raise ValueError(f"no interactions in the {'+'.join(windows)} window(s) of "
                              f"{data.directory}")
-        self.meta, model_name = parse_method(options.method)
-        sizes = {"users": len(data.vocabulary("users")), "items": len(data.vocabulary("items"))}
+        self.meta = parse_method(options.method)[0]
         seed = options.seed * 1000 + (0 if name == "val" else 500)
         tf.keras.utils.set_random_seed(seed)
         negatives = leaprec.Negatives(self.part.warm_items(), seed)
-
-        def build(dim, offset):
-            return make_model(model_name, sizes["users"], sizes["items"], embedding_dim=dim,
-                              max_len=options.max_len, seed=seed + offset)
+        models = build_models(options, data, seed)
         if self.meta:
-            gtl = build(options.gtl_dim, 1) if options.gtl_dim > 0 else None
-            otl = build(options.otl_dim, 2) if options.otl_dim > 0 else None
-            self.learner = leaprec.LeapRec(gtl, otl, negatives, self.meta,
-                                           options.learning_rate, options.meta_learning_rate)
+            self.learner = leaprec.LeapRec(models.get("gtl"), models.get("otl"), negatives,
+                                           self.meta, options.learning_rate,
+                                           options.meta_learning_rate)
             self.scorer = self.learner.scorer
             items = self.learner.checkpoint_items()
             self.units = options.iterations if units is None else units
         else:
-            self.scorer = leaprec.Scorer([build(options.embedding_dim, 1)])
+            self.scorer = leaprec.Scorer(list(models.values()))
             self.negatives = negatives
             self.optimizer = tf.keras.optimizers.Adam(options.learning_rate)
             self.optimizer.build(self.scorer.trainable_variables)
