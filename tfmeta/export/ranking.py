@@ -15,8 +15,10 @@ A graph model's propagation is computed here, once: the export holds each model'
 representations as constants, and the signatures run only the lookups, the user
 encoder (self-attention, GRU, or none) and dot products: no GraphTensor, no custom op.
 Every model scores dot(query, item representation); the parts of a LeapRec model
-(GTL, OTL) sum their scores, which is the dot product of the concatenated queries and
-item representations: one item table serves both scoring and top-k (TFRS BruteForce).
+(GTL, OTL) sum their scores. The export holds each part's node table once (scoring and
+top-k read it) and only the encoder weights the queries read. `top_k` computes what
+TFRS's BruteForce layer does (all scores, tf.math.top_k) without its copy of the
+item table; it ranks every item, the user's history included (filter client-side).
 Unknown users and items take row 0 (padding: a zero or learned-padding
 representation), '' history entries are ignored wherever they stand, histories longer
 than the model's max_len keep their most recent items.
@@ -26,7 +28,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from tfmeta.export import examples
 from tfmeta.export.untracked import Untracked
@@ -47,33 +48,47 @@ class RankingServer(tf.Module):
             raise ValueError("top_k must be at least 1")
         self.user_table = VocabularyTable(write_vocabulary(assets_dir, "users", users))
         self.item_table = VocabularyTable(write_vocabulary(assets_dir, "items", items))
+        self.item_ids = tf.constant([str(i) for i in items])
+        self.k = min(int(top_k), len(items))
         self._models = Untracked(*models)
         nodes = [m.node_representations(training=False) for m in models]
+        # Each part's node table is the only copy of its item representations: scoring
+        # gathers from it, top_k multiplies by its item rows (contiguous, item row 1 on).
         self.nodes = [tf.Variable(n, trainable=False, name=f"nodes_{i}")
                       for i, n in enumerate(nodes)]
-        # The encoders' weights (the embedding table itself is replaced by `nodes`).
-        self.encoder_variables = [v for m in models for v in m.trainable_variables
-                                  if v is not getattr(m, "embeddings", None)]
-        rows = tf.range(len(items) + 1, dtype=tf.int64)
-        self.item_representations = tf.Variable(
-            tf.concat([tf.gather(n, m.item_nodes(rows)) for m, n in zip(models, nodes)],
-                      axis=1), trainable=False, name="item_representations")
-        self.top_k_index = tfrs.layers.factorized_top_k.BruteForce(
-            k=min(int(top_k), len(items)), name="top_k")
-        self.top_k_index.index(self.item_representations[1:],
-                               identifiers=tf.constant([str(i) for i in items]))
+        self._first_item = [int(m.item_nodes(tf.constant(1, tf.int64))) for m in models]
+        # Only the weights the user encoders read (not the GCN's, whose output `nodes`
+        # holds, nor the embedding tables): the variables a traced query captures.
+        probe = tf.function(lambda u, h: [m.encode_users(u, h, tf.convert_to_tensor(n))
+                                          for m, n in zip(models, nodes)])
+        read = {v.ref() for v in probe.get_concrete_function(
+            tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, None], tf.int64)).variables}
+        self.encoder_variables = [v for m in models for v in m.variables if v.ref() in read]
 
-    def queries(self, user_id: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
-        """[B, sum of the parts' dims]: the parts' user encodings side by side."""
+    def _parts(self):
+        return zip(self._models.objects, self.nodes, self._first_item)
+
+    def _queries(self, user_id: tf.Tensor, history: tf.Tensor) -> list:
+        """Each part's user encodings [B, d_p]."""
         users = self.user_table.lookup(tf.reshape(user_id, [-1]))
         rows = self.item_table.lookup(history)
-        return tf.concat([m.encode_users(users, rows, n, training=False)
-                          for m, n in zip(self._models.objects, self.nodes)], axis=1)
+        return [m.encode_users(users, rows, n, training=False) for m, n, _ in self._parts()]
 
     def scores(self, user_id, history, item_ids) -> dict:
-        candidates = tf.gather(self.item_representations, self.item_table.lookup(item_ids))
-        return {"scores": tf.einsum("bd,bcd->bc", self.queries(user_id, history),
-                                    candidates)}
+        rows = self.item_table.lookup(item_ids)
+        return {"scores": tf.add_n([
+            tf.einsum("bd,bcd->bc", q, tf.gather(n, m.item_nodes(rows)))
+            for q, (m, n, _) in zip(self._queries(user_id, history), self._parts())])}
+
+    def top(self, user_id, history) -> dict:
+        """TFRS BruteForce's computation (every item's score, tf.math.top_k) on the
+        node tables themselves, so the export holds the item table once."""
+        count = tf.shape(self.item_ids)[0]
+        scores = tf.add_n([tf.matmul(q, n[first:first + count], transpose_b=True)
+                           for q, (_, n, first) in zip(self._queries(user_id, history),
+                                                       self._parts())])
+        values, indices = tf.math.top_k(scores, k=self.k)
+        return {"item_ids": tf.gather(self.item_ids, indices), "scores": values}
 
     @tf.function(input_signature=[_STRINGS, _STRING_LISTS, _STRING_LISTS])
     def serve(self, user_id, history, item_ids):
@@ -81,8 +96,7 @@ class RankingServer(tf.Module):
 
     @tf.function(input_signature=[_STRINGS, _STRING_LISTS])
     def top_k(self, user_id, history):
-        scores, ids = self.top_k_index(self.queries(user_id, history))
-        return {"item_ids": ids, "scores": scores}
+        return self.top(user_id, history)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def predict_examples(self, examples_):
