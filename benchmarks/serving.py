@@ -29,9 +29,10 @@ prebuilt string tensors (a pool of 64 random ones, cycled); the clock (time.perf
 covers one signature call plus reading its outputs (`.numpy()`). WARMUP calls first.
 
 - 1 x 100: `serving_default` with one user, a history of max_len (50) items and 100
-  candidate items (CTR: 100 rows of the same user and history, one candidate each):
+  candidate items (CTR: its `score_items` signature, one user, a history of 30, 100
+  candidates):
   --requests calls, one at a time; p50, p99, mean, requests/s.
-- 256 x 100: 256 users x 100 candidates per call (CTR: 25,600 rows), --requests / 10
+- 256 x 100: 256 users x 100 candidates per call, --requests / 10
   calls; latency and throughput in users/s (and scored pairs/s).
 - top_k: the `top_k` signature (k = 100 over every item) for one user, --requests calls.
 - memory pass: one streaming read of the exported item table (the item rows of the
@@ -169,15 +170,15 @@ def ranking_request(rng, users: int, items: int, batch: int) -> dict:
 
 
 def ctr_request(rng, users: int, items: int, batch: int) -> dict:
-    """batch users x CANDIDATES candidates as batch * CANDIDATES rows."""
+    """batch users x CANDIDATES candidates for the CTR model's `score_items`."""
     import tensorflow as tf
     strings = np.vectorize(lambda p, k: f"{p}{k}")
-    u = np.repeat(rng.integers(1, users + 1, batch), CANDIDATES)
-    h = np.repeat(rng.integers(1, items + 1, (batch, CTR_HISTORY)), CANDIDATES, axis=0)
-    c = rng.integers(1, items + 1, batch * CANDIDATES)
+    u = rng.integers(1, users + 1, batch)
+    h = rng.integers(1, items + 1, (batch, CTR_HISTORY))
+    c = rng.integers(1, items + 1, (batch, CANDIDATES))
     return {"user_id": tf.constant(strings("u", u)),
-            "item_id": tf.constant(strings("i", c)),
-            "history": tf.constant(strings("i", h))}
+            "history": tf.constant(strings("i", h)),
+            "item_ids": tf.constant(strings("i", c))}
 
 
 def fetch(outputs: dict) -> dict:
@@ -308,7 +309,9 @@ def measure(kind: str, catalogue: tuple, settings: dict, seed: int) -> dict:
         started = time.perf_counter()
         loaded = tf.saved_model.load(path)
         result["load_seconds"] = time.perf_counter() - started
-        serve = loaded.signatures["serving_default"]
+        # CTR: score_items ([B] users x [B, C] candidates); serving_default would take
+        # the same pairs as B * C rows, each repeating its user's history.
+        serve = loaded.signatures["score_items" if ctr else "serving_default"]
 
         make = ctr_request if ctr else ranking_request
         singles = [make(rng, users, items, 1) for _ in range(POOL)]
@@ -478,14 +481,15 @@ def render_markdown(report: dict) -> str:
         "request parsing. Inputs are prebuilt string tensors (a pool of "
         f"{POOL} random requests, cycled); the clock (`time.perf_counter`) covers one "
         f"signature call and reading its outputs, after {s['warmup']} warm-up calls.",
-        f"- 1 x 100: one user, a history of {MAX_LEN} items (CTR: {CTR_HISTORY}), "
+        f"- 1 x 100: one user, a history of {MAX_LEN} items (CTR: {CTR_HISTORY}, through "
+        "its `score_items` signature), "
         f"{CANDIDATES} candidates, {s['requests']:,} calls one at a time; 256 x 100: "
         f"{max(10, s['requests'] // 10):,} calls; top_k: k = {TOP_K} over every item, one "
         f"user, {s['requests']:,} calls; concurrency: {s['threads']} threads x "
         f"{s['thread_requests']:,} calls of 1 x 100 at once, every answer checked against "
         "the same request served alone.",
         "- Memory pass: one read of the exported item table (the item rows of `nodes`, "
-        "[1 + items, dims] float32) as `tf.reduce_sum` in a tf.function and as a NumPy "
+        "[items, dims] float32) as `tf.reduce_sum` in a tf.function and as a NumPy "
         "sum, timed like a request; the bound is the faster p50 of the two (a table that "
         "fits the CPU caches reads faster than memory: the bound is then stricter).",
         f"- Catalogues: {SMALL[0]} ({SMALL[1]:,} users, {SMALL[2]:,} items) and "

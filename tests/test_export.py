@@ -234,7 +234,7 @@ def ctr_model():
 def test_ctr_export_scores_like_the_model(tmp_path):
     model = ctr_model()
     loaded = exported(CtrServer(model, str(tmp_path / "a")), tmp_path / "model")
-    assert set(loaded.signatures) == {"serving_default", "predict_examples"}
+    assert set(loaded.signatures) == {"serving_default", "score_items", "predict_examples"}
     request = {"user_id": ["u0", "u5", "nobody", "u3"], "item_id": ["i2", "i7", "i1", ""],
                "history": [["i1", "", "i2"], ["i8", "zz", "i0"], ["", "", ""],
                            ["i6", "i1", "i2"]]}
@@ -244,6 +244,17 @@ def test_ctr_export_scores_like_the_model(tmp_path):
                                                   for k, v in request.items()})
     np.testing.assert_allclose(got["probability"].numpy(), want, atol=1e-6)
     assert len(set(np.round(want, 6))) > 1
+    # score_items: C candidates per user, the same probabilities as row by row.
+    candidates = [["i2", "i7", "i1"], ["", "i3", "zz"], ["i1", "i1", "i8"], ["i0", "i5", "i6"]]
+    many = loaded.signatures["score_items"](
+        user_id=tf.constant(request["user_id"]), history=tf.constant(request["history"]),
+        item_ids=tf.constant(candidates))["probability"].numpy()
+    assert many.shape == (4, 3)
+    for c in range(3):
+        column = loaded.signatures["serving_default"](
+            user_id=tf.constant(request["user_id"]), history=tf.constant(request["history"]),
+            item_id=tf.constant([row[c] for row in candidates]))["probability"]
+        np.testing.assert_allclose(many[:, c], column.numpy(), atol=1e-6)
     # A protocol B period's examples (user, item, history, label, ...) score as they are.
     examples = [tf.train.Example(features=tf.train.Features(feature={
         "user": tf.train.Feature(bytes_list=tf.train.BytesList(value=[u.encode()])),

@@ -6,6 +6,9 @@
 Signatures (the serving contract; README "Serving"):
   serving_default  user_id string [B], item_id string [B], history string [B, L]
                    -> probability float32 [B]
+  score_items      user_id [B], history [B, L], item_ids string [B, C]
+                   -> probability [B, C] (C candidates per user, its side computed once;
+                   the same values as serving_default row by row)
   predict_examples examples string [B] (tf.Example with user_id / user, item_id / item,
                    history: a protocol B period's examples score as they are)
                    -> probability [B]
@@ -54,6 +57,11 @@ class CtrServer(tf.Module):
     def serve(self, user_id, item_id, history):
         return self.probability(user_id, item_id, history)
 
+    @tf.function(input_signature=[_STRINGS, tf.TensorSpec([None, None], tf.string),
+                                  tf.TensorSpec([None, None], tf.string)])
+    def score_items(self, user_id, history, item_ids):
+        return self.probability(user_id, item_ids, history)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def predict_examples(self, examples_):
         parsed = examples.parse(examples_, ("user_id", "item_id"), ("history",))
@@ -61,4 +69,5 @@ class CtrServer(tf.Module):
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve.get_concrete_function(),
+                "score_items": self.score_items.get_concrete_function(),
                 "predict_examples": self.predict_examples.get_concrete_function()}

@@ -218,8 +218,9 @@ class EmbeddingMLP(tf.keras.Model):
 
     def logits_from_rows(self, user_rows, item_rows, history_rows, history_present,
                          training=False):
-        """The logits of embedding rows (`lookup`'s): user and item [B], history [B, L]
-        with history_present [B, L] False at padding (an unknown history item is
+        """The logits of embedding rows (`lookup`'s): user [B], item [B] (or [B, C]:
+        C candidates per user, logits [B, C], the user's side computed once), history
+        [B, L] with history_present [B, L] False at padding (an unknown history item is
         present, with row 0). Exported models look their rows up elsewhere."""
         user_vec = tf.gather(self.user_embeddings, user_rows)
         item_vec = self._item_repr(item_rows)
@@ -227,7 +228,11 @@ class EmbeddingMLP(tf.keras.Model):
         later = tf.cumsum(tf.cast(history_present, tf.int32), axis=1, reverse=True)
         mask = history_present & (later <= self.history_len)
         history_vec = _masked_mean(self._item_repr(history_rows), mask)
-        x = tf.concat([user_vec, history_vec, item_vec], axis=-1)
+        context = tf.concat([user_vec, history_vec], axis=-1)
+        if item_vec.shape.rank == 3:  # [B, C, D]: the same context for each candidate
+            context = tf.broadcast_to(context[:, None, :], tf.concat(
+                [tf.shape(item_vec)[:2], tf.shape(context)[-1:]], axis=0))
+        x = tf.concat([context, item_vec], axis=-1)
         for layer in self.hidden_layers:
             x = layer(x, training=training)
         return tf.cast(tf.squeeze(self.logit_layer(x, training=training), axis=-1),
