@@ -455,8 +455,9 @@ DESCRIPTIONS = {
                "add up (one 128-dim item table); RankingServer",
     "mf": "BPR matrix factorisation, 64 dims (query = the user's row); RankingServer",
     "embedding-mlp": "EmbeddingMLP (protocol B CTR model): 8 dims, 18 categories, Dense "
-                     "20 -> 10 -> 1, history of 30; CtrServer. A 1 x 100 request is 100 "
-                     "rows (user, item, history); no top_k signature",
+                     "20 -> 10 -> 1, history of 30; CtrServer. A 1 x 100 request is one "
+                     "user, a history and 100 candidates through `score_items`; no top_k "
+                     "signature",
 }
 
 
