@@ -11,7 +11,7 @@ INSTALL_REQUIRES = [
     "tf-keras==2.21.*",
     "tensorflow-recommenders==0.7.7",
     "tensorflow-gnn==1.0.3",
-    "keras-tuner==1.4.8",
+    "keras-tuner[bayesian]==1.4.8",  # the extra brings scipy (BayesianOptimization)
     "tensorboard==2.21.*",
     # The tfrecord extra brings the crc32 implementation WriteToTFRecord needs.
     "apache-beam[tfrecord]==2.77.*",

@@ -137,6 +137,25 @@ def _export(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    import json as json_module
+    from tfmeta.tuning import load_space, tune
+    fixed = json_module.loads(args.fixed) if args.fixed else None
+    result = tune(args.periods, args.method, args.out, tuner=args.tuner,
+                  max_trials=args.max_trials, space=load_space(args.space), seed=args.seed,
+                  max_budget=args.max_budget, fixed=fixed)
+    best, final = result["best"], result["final"]
+    name = result["objective"]["name"]
+    print(f"{len(result['trials'])} trials; best {name} {best['objective']:.4f} with "
+          f"{best['values']}")
+    test = final["test"]
+    figure = (f"test HR@10 {test['sampled']['HR@10']:.4f}" if result["protocol"] == "a"
+              else f"test AUC {test['auc']:.4f}")
+    print(f"best configuration retrained: {figure} ({final['run']}); "
+          f"{os.path.join(args.out, 'tuning.json')}")
+    return 0
+
+
 def _quickstart(args) -> int:
     """The main job: MovieLens-100K fetched, both protocols' periods built, and the
     protocol B methods trained, scored and compared."""
@@ -286,6 +305,27 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep", type=int, default=5,
                        help="with --export-to: versions to keep (default 5)")
     train.set_defaults(run=_train)
+
+    tuning = commands.add_parser(
+        "tune", help="search a method's hyperparameters on validation (KerasTuner)")
+    tuning.add_argument("--periods", required=True, help="built period dataset (A or B)")
+    tuning.add_argument("--method", required=True, help="any METHOD of tfmeta train")
+    tuning.add_argument("--out", required=True,
+                        help="search folder: search/ (KerasTuner state, one run per trial), "
+                             "best/ (the best configuration retrained), tuning.json")
+    tuning.add_argument("--tuner", choices=["random", "bayesian", "hyperband"],
+                        default="random")
+    tuning.add_argument("--max-trials", type=int, default=10,
+                        help="random and bayesian: trials (default 10)")
+    tuning.add_argument("--max-budget", type=int,
+                        help="hyperband: most epochs / iterations of a trial (default: "
+                             "the driver's)")
+    tuning.add_argument("--space", help="a JSON search space {option: [values] or "
+                                        "{\"min\": a, \"max\": b}} (default: the papers' grid)")
+    tuning.add_argument("--fixed", help="JSON options every trial uses, e.g. "
+                                        "'{\"epochs\": 5}'")
+    tuning.add_argument("--seed", type=int, default=0)
+    tuning.set_defaults(run=_tune)
 
     export = commands.add_parser(
         "export", help="export a trained run as a TF Serving SavedModel version")

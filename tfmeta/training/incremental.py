@@ -141,10 +141,11 @@ def load_served(run_dir: str, period: Optional[int] = None,
 
 def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                       resume: bool = False, export_to: Optional[str] = None,
-                      keep: Optional[int] = 5) -> dict:
+                      keep: Optional[int] = 5, validation_only: bool = False) -> dict:
     """Runs one method over protocol B periods; returns (and writes) metrics.json.
     export_to: an export root that gets each update period's served model as a new
-    SavedModel version (tfmeta.export), keeping the `keep` newest."""
+    SavedModel version (tfmeta.export), keeping the `keep` newest. validation_only:
+    stop once the validation periods are scored (tuning: `test` is then NaN)."""
     data = PeriodDataset(periods_dir)
     if data.protocol != "b":
         raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
@@ -196,7 +197,8 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         known_through(PRETRAIN[-1])
         loss = strategy.pretrain(source, PRETRAIN, options.pretrain_epochs)
         complete(PRETRAIN[-1], loss)
-    bar = tqdm([i for i in UPDATES if i > int(done)], desc=f"{options.method} periods",
+    last = VALIDATION[-1] - 1 if validation_only else UPDATES[-1]
+    bar = tqdm([i for i in UPDATES if int(done) < i <= last], desc=f"{options.method} periods",
                disable=None)
     for i in bar:
         known_through(i)

@@ -284,8 +284,9 @@ def budget_record(state: dict, options: RankingOptions) -> dict:
 
 
 def train_ranking(periods_dir: str, out: str, options: RankingOptions,
-                  resume: bool = False) -> dict:
-    """Runs one protocol A method; returns (and writes) metrics.json."""
+                  resume: bool = False, validation_only: bool = False) -> dict:
+    """Runs one protocol A method; returns (and writes) metrics.json. validation_only:
+    the val phase alone (tuning: metrics.json then has no `test`)."""
     data = PeriodDataset(periods_dir)
     if data.protocol != "a":
         raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
@@ -300,7 +301,8 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
     started = time.time() - state["seconds"]
     everything = inter.read_interactions(data, ("train", "val", "test"))
     timelines = inter.UserTimelines(everything["user"], everything["item"], everything["ts"])
-    for name, windows in PHASES:
+    phases = PHASES[:1] if validation_only else PHASES
+    for name, windows in phases:
         record = state["phases"].setdefault(name, {"losses": []})
         if "figures" in record:
             continue
@@ -329,10 +331,10 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
                "method": options.method, "seed": options.seed,
                "seconds": round(state["seconds"], 2),
                "val": state["phases"]["val"]["figures"],
-               "test": state["phases"]["test"]["figures"],
+               **({} if validation_only else {"test": state["phases"]["test"]["figures"]}),
                "training": {n: {"losses": state["phases"][n]["losses"],
                                 "time_steps": state["phases"][n]["time_steps"]}
-                            for n, _ in PHASES},
+                            for n, _ in phases},
                "options": dataclasses.asdict(options),
                **({"budget": budget_record(state, options)} if options.choose_budget else {}),
                "periods": os.path.abspath(periods_dir)}

@@ -1,0 +1,117 @@
+"""tfmeta tune: KerasTuner searches on validation only, resumable, loud on failure."""
+import tfmeta  # noqa: F401
+
+import json
+
+import numpy as np
+import pytest
+
+from tfmeta import cli
+from tfmeta.tuning import default_space, tune, tuner as tuner_module
+from tfmeta.tuning.space import to_options
+
+SPACE = {"learning_rate": [1e-2, 1e-3], "embedding_dim": [8, 16]}
+FIXED = {"epochs": 1, "batch_size": 2048}
+
+
+@pytest.fixture(scope="module")
+def periods_a(build_once, movielens_100k):
+    return build_once("beam", input="movielens-100k", protocol="a")
+
+
+def test_random_search_picks_the_best_validation_trial_and_retrains_it(periods_a, tmp_path,
+                                                                      capsys):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / "search"
+    assert cli.main(["tune", "--periods", periods_a, "--method", "mf", "--out", str(out),
+                     "--max-trials", "3", "--space", str(space), "--fixed",
+                     json.dumps(FIXED)]) == 0
+    assert "best configuration retrained: test HR@10" in capsys.readouterr().out
+    result = json.loads((out / "tuning.json").read_text())
+    trials = result["trials"]
+    assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+    assert len({json.dumps(t["values"], sort_keys=True) for t in trials}) == 3
+    best = max(trials, key=lambda t: t["objective"])
+    assert result["best"]["values"] == best["values"]
+    # Trials are scored on validation only: their runs have no test figures.
+    for t in trials:
+        run = json.loads((out / "search" / f"trial_{t['trial']}" / "run" / "metrics.json")
+                         .read_text())
+        assert "test" not in run and run["val"]["sampled"]["HR@10"] == t["objective"]
+        assert run["options"]["epochs"] == 1
+    final = json.loads((out / "best" / "metrics.json").read_text())
+    assert final["options"]["learning_rate"] == best["values"]["learning_rate"]
+    assert final["val"]["sampled"]["HR@10"] == pytest.approx(best["objective"])
+    assert result["final"]["test"] == final["test"]
+
+
+def test_a_killed_search_resumes_where_it_stopped(periods_a, tmp_path, monkeypatch):
+    original = tuner_module.MethodTuner.run_trial
+    calls = {"n": 0}
+
+    def killed_in_the_second(self, trial, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, trial, *args, **kwargs)
+    monkeypatch.setattr(tuner_module.MethodTuner, "run_trial", killed_in_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        tune(periods_a, "mf", str(tmp_path), max_trials=3, space=SPACE, fixed=FIXED)
+    first = json.loads((tmp_path / "search" / "trial_0" / "trial.json").read_text())
+    monkeypatch.setattr(tuner_module.MethodTuner, "run_trial", original)
+    result = tune(periods_a, "mf", str(tmp_path), max_trials=3, space=SPACE, fixed=FIXED)
+    assert [t["trial"] for t in result["trials"]] == ["0", "1", "2"]
+    assert all(t["status"] == "COMPLETED" for t in result["trials"])
+    assert result["trials"][0]["values"] == first["hyperparameters"]["values"]
+    assert result["trials"][0]["objective"] == first["score"]
+    # A finished search answers from its state.
+    monkeypatch.setattr(tuner_module.MethodTuner, "run_trial", killed_in_the_second)
+    assert tune(periods_a, "mf", str(tmp_path), max_trials=3, space=SPACE,
+                fixed=FIXED)["best"] == result["best"]
+
+
+def test_a_failing_trial_fails_the_search_loudly(periods_a, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("this trial is broken")
+    monkeypatch.setattr(tuner_module, "_family",
+                        lambda protocol: _broken_family(protocol, broken))
+    with pytest.raises(RuntimeError, match="this trial is broken"):
+        tune(periods_a, "mf", str(tmp_path), max_trials=2, space=SPACE, fixed=FIXED)
+    with pytest.raises(ValueError, match="not options of protocol A"):
+        tune(periods_a, "mf", str(tmp_path / "x"), space={"k": [1, 2]})
+
+
+def _broken_family(protocol, broken):
+    from tfmeta.training.ranking import RankingOptions
+    return RankingOptions, broken, lambda m: 0.0
+
+
+@pytest.mark.parametrize("search", ["bayesian", "hyperband"])
+def test_bayesian_and_hyperband_on_protocol_b(small_periods, tmp_path, search):
+    result = tune(small_periods, "incctr", str(tmp_path), tuner=search, max_trials=2,
+                  space={"incctr_lambda": [0.1, 1.0], "learning_rate": [1e-2]},
+                  fixed={"batch_size": 128}, max_budget=2)
+    assert result["objective"]["name"] == "val_auc"
+    scores = [t["objective"] for t in result["trials"] if t["status"] == "COMPLETED"]
+    assert scores and result["best"]["objective"] == max(scores)
+    assert 0.5 < result["final"]["test"]["auc"] <= 1 and np.isfinite(result["final"]["val"]["auc"])
+    if search == "hyperband":  # the budget is the epochs per period
+        epochs = {t["values"]["tuner/epochs"] for t in result["trials"]}
+        assert epochs <= {1, 2} and result["budget"] == {"field": "epochs", "max": 2}
+
+
+def test_default_spaces_are_the_papers_grids():
+    assert default_space("lightgcn", "a") == {"embedding_dim": [64, 128],
+                                              "learning_rate": [1e-3, 1e-4]}
+    leap = default_space("leaprec+lightgcn", "a")
+    assert leap["inner_steps"] == [1, 5, 10, 20] and "121/40" in leap["gtl_otl"]
+    assert default_space("asmg-gru-multi", "b")["hidden_size"] == [4, 8, 12, 16]
+    assert default_space("asmg-gru-multi", "b")["k"] == {"min": 1, "max": 6}
+    assert default_space("bu-5", "b")["method"] == ["bu-3", "bu-5", "bu-7"]
+    assert to_options({"gtl_otl": "121/40", "granularity": "dataset"}) == {
+        "gtl_dim": 121, "otl_dim": 40, "granularity": None}
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__]))

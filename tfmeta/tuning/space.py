@@ -1,0 +1,80 @@
+"""Search spaces: the papers' grids as defaults, or the user's own.
+
+A space is {option: values}: a list is a choice (KerasTuner `hp.Choice`), a dict
+{"min", "max"[, "step"][, "sampling": "log"]} a range (`hp.Int` when min and max are
+integers, else `hp.Float`). Options are the driver's (tfmeta.training.ranking.
+RankingOptions, tfmeta.training.incremental.IncrementalOptions) plus two shorthands:
+`gtl_otl` ("121/40": LeapRec's GTL and OTL sizes together) and, for the batch update,
+`method` (bu-3, bu-5, bu-7: its window). `granularity` "dataset" means the dataset's
+own time steps.
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+# LeapRec paper (sec. 5.1, Table 4) and ASMG paper (sec. 5.1.4) grids.
+RANKING_PLAIN = {"embedding_dim": [64, 128], "learning_rate": [1e-3, 1e-4]}
+RANKING_META = {"gtl_otl": ["64/64", "128/0", "121/40", "91/91", "40/121", "0/128"],
+                "learning_rate": [1e-3, 1e-4], "meta_learning_rate": [1e-2, 1e-3, 1e-4],
+                "inner_steps": [1, 5, 10, 20], "granularity": ["dataset", "quarter", "week"]}
+ASMG = {"k": {"min": 1, "max": 6}, "meta_learning_rate": [1e-2, 1e-3, 1e-4]}
+ASMG_GRU = {**ASMG, "hidden_size": [4, 8, 12, 16]}
+BASELINES = {"iu": {"learning_rate": [1e-2, 1e-3, 1e-4]},
+             "bu": {"method": ["bu-3", "bu-5", "bu-7"], "learning_rate": [1e-2, 1e-3, 1e-4]},
+             "incctr": {"incctr_lambda": [0.1, 0.3, 0.5, 1.0],
+                        "learning_rate": [1e-2, 1e-3, 1e-4]},
+             "spmf": {"learning_rate": [1e-2, 1e-3, 1e-4]},
+             "sml": {"meta_learning_rate": [1e-2, 1e-3, 1e-4]}}
+
+
+def default_space(method: str, protocol: str) -> dict:
+    """The papers' grid for a method of protocol "a" or "b"."""
+    if protocol == "a":
+        meta = method.partition("+")[0] in ("leaprec", "fomaml")
+        return dict(RANKING_META if meta else RANKING_PLAIN)
+    if method.startswith("asmg-gru"):
+        return dict(ASMG_GRU)
+    if method.startswith("asmg"):
+        return dict(ASMG)
+    return dict(BASELINES["bu" if method.startswith("bu-") else method])
+
+
+def load_space(path: Optional[str]) -> Optional[dict]:
+    """A user's space from a JSON file (None: no file)."""
+    if path is None:
+        return None
+    with open(path) as f:
+        space = json.load(f)
+    if not isinstance(space, dict) or not space:
+        raise ValueError(f"{path}: a search space is a JSON object {{option: values}}")
+    return space
+
+
+def declare(hp, space: dict) -> dict:
+    """Declares each option of space on KerasTuner's `hp`; returns their values."""
+    values = {}
+    for name, spec in space.items():
+        if isinstance(spec, list):
+            if not spec:
+                raise ValueError(f"search space: {name} has no values")
+            values[name] = hp.Choice(name, spec)
+        elif isinstance(spec, dict) and {"min", "max"} <= set(spec):
+            kind = hp.Int if all(isinstance(spec[k], int) for k in ("min", "max")) else hp.Float
+            extra = {k: spec[k] for k in ("step", "sampling") if k in spec}
+            values[name] = kind(name, spec["min"], spec["max"], **extra)
+        else:
+            raise ValueError(f"search space: {name} must be a list of values or "
+                             "{\"min\": ..., \"max\": ...}")
+    return values
+
+
+def to_options(values: dict) -> dict:
+    """Search values -> driver options (expands the shorthands)."""
+    options = dict(values)
+    if "gtl_otl" in options:
+        gtl, _, otl = str(options.pop("gtl_otl")).partition("/")
+        options.update(gtl_dim=int(gtl), otl_dim=int(otl))
+    if options.get("granularity") == "dataset":
+        options["granularity"] = None
+    return options

@@ -1,0 +1,146 @@
+"""`tfmeta tune`: KerasTuner over any tfmeta method, on validation only, resumable.
+
+    result = tune("runs/ml100k-a", "leaprec+lightgcn", "runs/tune-leap",
+                  tuner="bayesian", max_trials=12)
+
+Every trial is a run of the method's driver on the validation window (protocol A: the
+model trained on train, scored on the validation candidates, objective sampled HR@10)
+or periods (protocol B: updates through period 23, objective the mean AUC of periods
+22-24), in OUT/search/trial_<id>/run. Then the best configuration is trained once
+more, the protocol's way, and scored on the test window or periods: OUT/best.
+OUT/tuning.json holds every trial (values, objective, status, seconds), the best and
+its final metrics.
+
+KerasTuner's BaseTuner with `run_trial` overridden: no Keras model passes through
+KerasTuner (1.4.8 rejects tf-keras models in `search`). A killed search resumes where
+it stopped (the oracle's state in OUT/search; a trial's run continues from its last
+completed epoch, iteration or period); a finished search answers from its state. A
+trial that fails stops the search with its traceback (max_consecutive_failed_trials=1),
+never silently. Hyperband varies the method's budget (epochs of plain protocol A
+models, iterations of meta methods, epochs per period in protocol B) up to
+`max_budget`; each of its trials trains from scratch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import keras_tuner as kt
+
+from tfmeta.data.periods import PeriodDataset
+from tfmeta.training.rundir import write_json
+from tfmeta.tuning.space import declare, default_space, to_options
+
+TUNERS = ("random", "bayesian", "hyperband")
+OBJECTIVES = {"a": ("val_hr10", "validation sampled HR@10"),
+              "b": ("val_auc", "validation AUC (periods 22-24)")}
+
+
+def _family(protocol: str):
+    """(options class, train function, objective from metrics) of a protocol."""
+    if protocol == "a":
+        from tfmeta.training.ranking import RankingOptions, train_ranking
+        return RankingOptions, train_ranking, lambda m: m["val"]["sampled"]["HR@10"]
+    from tfmeta.training.incremental import IncrementalOptions, train_incremental
+    return IncrementalOptions, train_incremental, lambda m: m["val"]["auc"]
+
+
+def budget_field(method: str, protocol: str) -> str:
+    meta = protocol == "a" and method.partition("+")[0] in ("leaprec", "fomaml")
+    return "iterations" if meta else "epochs"
+
+
+class MethodTuner(kt.engine.base_tuner.BaseTuner):
+    """Runs a tfmeta method per trial; the objective is its validation figure."""
+
+    def __init__(self, oracle, periods_dir: str, protocol: str, fixed: dict, budget: str,
+                 **kwargs):
+        super().__init__(oracle=oracle, **kwargs)
+        self.periods_dir, self.protocol, self.fixed, self.budget = (
+            periods_dir, protocol, fixed, budget)
+
+    def options(self, values: dict):
+        """Driver options of a trial's values (KerasTuner's tuner/* values dropped,
+        but Hyperband's tuner/epochs sets the budget)."""
+        options_class, _, _ = _family(self.protocol)
+        chosen = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        if "tuner/epochs" in values:
+            chosen[self.budget] = int(values["tuner/epochs"])
+        return options_class(**{**self.fixed, **to_options(chosen)})
+
+    def run_trial(self, trial, *args, **kwargs):
+        _, train, objective = _family(self.protocol)
+        out = os.path.join(self.get_trial_dir(trial.trial_id), "run")
+        metrics = train(self.periods_dir, out, self.options(trial.hyperparameters.values),
+                        resume=True, validation_only=True)
+        return {OBJECTIVES[self.protocol][0]: float(objective(metrics))}
+
+    # No Keras model is built, so there is nothing to save or load per trial.
+    def save_model(self, trial_id, model, step=0):
+        pass
+
+    def load_model(self, trial):
+        raise NotImplementedError("tfmeta trials are runs: see OUT/search/trial_<id>/run")
+
+
+def _oracle(tuner: str, objective, max_trials: int, max_budget: int, seed: int, hp):
+    common = dict(objective=objective, seed=seed, hyperparameters=hp,
+                  max_consecutive_failed_trials=1)
+    if tuner == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=max_trials, **common)
+    if tuner == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
+    if tuner == "hyperband":
+        return kt.oracles.HyperbandOracle(max_epochs=max_budget, factor=3, **common)
+    raise ValueError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
+
+
+def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
+         max_trials: int = 10, space: Optional[dict] = None, seed: int = 0,
+         max_budget: Optional[int] = None, fixed: Optional[dict] = None) -> dict:
+    """Searches `space` (default: the papers' grid, tfmeta.tuning.space) for `method`
+    on the validation window / periods, then trains the best configuration and scores
+    it on the test window / periods. Returns (and writes) OUT/tuning.json."""
+    protocol = PeriodDataset(periods_dir).protocol
+    options_class, train, _ = _family(protocol)
+    space = dict(space or default_space(method, protocol))
+    fixed = {"method": method, "seed": seed, **(fixed or {})}
+    unknown = set(to_options({k: v[0] if isinstance(v, list) else v.get("min")
+                              for k, v in space.items()})) | set(fixed)
+    unknown -= {f.name for f in dataclasses.fields(options_class)}
+    if unknown:
+        raise ValueError(f"search space: {', '.join(sorted(unknown))} not options of "
+                         f"protocol {protocol.upper()} methods ({options_class.__name__})")
+    budget = budget_field(method, protocol)
+    max_budget = max_budget or getattr(options_class(), budget)
+    hp = kt.HyperParameters()
+    declare(hp, space)
+    name, description = OBJECTIVES[protocol]
+    search = MethodTuner(
+        _oracle(tuner, kt.Objective(name, "max"), max_trials, max_budget, seed, hp),
+        periods_dir, protocol, fixed, budget, directory=out, project_name="search",
+        overwrite=False)
+    search.search()
+    trials = []
+    for trial in sorted(search.oracle.trials.values(), key=lambda t: int(t.trial_id)):
+        run = os.path.join(search.get_trial_dir(trial.trial_id), "run", "metrics.json")
+        seconds = json.load(open(run))["seconds"] if os.path.exists(run) else None
+        trials.append({"trial": trial.trial_id, "status": trial.status,
+                       "values": dict(trial.hyperparameters.values),
+                       "objective": trial.score, "seconds": seconds})
+    best = search.oracle.get_best_trials(1)[0]
+    best_options = search.options(best.hyperparameters.values)
+    final = train(periods_dir, os.path.join(out, "best"), best_options, resume=True)
+    result = {"method": method, "protocol": protocol, "periods": os.path.abspath(periods_dir),
+              "tuner": tuner, "objective": {"name": name, "description": description,
+                                            "direction": "max"},
+              "space": space, "fixed": fixed, "budget": {"field": budget, "max": max_budget},
+              "trials": trials,
+              "best": {"trial": best.trial_id, "values": dict(best.hyperparameters.values),
+                       "objective": best.score, "options": dataclasses.asdict(best_options)},
+              "final": {"run": os.path.join(out, "best"), "val": final["val"],
+                        "test": final["test"], "seconds": final["seconds"]}}
+    write_json(os.path.join(out, "tuning.json"), result)
+    return result
