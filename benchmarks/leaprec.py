@@ -292,10 +292,13 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     expected = {"protocol": "a", "method": run.method, "seed": run.seed,
                 "dataset": run.dataset, "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
-    options = run.expected_options()
-    if metrics.get("options") != options:
-        wrong["options"] = {k: v for k, v in (metrics.get("options") or {}).items()
-                            if options.get(k) != v}
+    # Options a run predates (added to RankingOptions since) count as their defaults.
+    options, defaults = run.expected_options(), dataclasses.asdict(RankingOptions())
+    recorded = metrics.get("options") or {}
+    differ = {k: recorded.get(k, defaults.get(k)) for k in set(options) | set(recorded)
+              if recorded.get(k, defaults.get(k)) != options.get(k)}
+    if differ:
+        wrong["options"] = differ
     if wrong:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.id} on {periods}: "
                          f"{wrong}; remove the run folder or choose another --runs-dir")

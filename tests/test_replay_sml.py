@@ -29,6 +29,13 @@ def _losses(model, data, records):
 # ------------------------------------------------------------------------ SPMF
 
 
+def test_the_reservoir_size_is_an_option(small_periods):
+    from tfmeta.training.incremental import make_strategy
+    model = EmbeddingMLP.from_period_dataset(PeriodDataset(small_periods), seed=0)
+    strategy = make_strategy(model, IncrementalOptions(method="spmf", spmf_capacity=123))
+    assert strategy.capacity == 123 and strategy.records.shape == (123,)
+
+
 def test_reservoir_is_a_bounded_seeded_uniform_sample(small_periods):
     model = EmbeddingMLP.from_period_dataset(PeriodDataset(small_periods), seed=0)
     a, b, c = (spmf.SPMF(model, capacity=500, seed=s) for s in (7, 7, 8))

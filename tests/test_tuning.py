@@ -109,6 +109,7 @@ def test_default_spaces_are_the_papers_grids():
     assert default_space("asmg-gru-multi", "b")["hidden_size"] == [4, 8, 12, 16]
     assert default_space("asmg-gru-multi", "b")["k"] == {"min": 1, "max": 6}
     assert default_space("bu-5", "b")["method"] == ["bu-3", "bu-5", "bu-7"]
+    assert 10_000 in default_space("spmf", "b")["spmf_capacity"]
     assert to_options({"gtl_otl": "121/40", "granularity": "dataset"}) == {
         "gtl_dim": 121, "otl_dim": 40, "granularity": None}
 

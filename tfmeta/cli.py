@@ -116,7 +116,7 @@ def _train(args) -> int:
     else:
         from tfmeta.training.incremental import IncrementalOptions, train_incremental
         options = IncrementalOptions(method=args.method, **_given(args, common + (
-            "pretrain_epochs", "incctr_lambda", "k", "hidden_size")))
+            "pretrain_epochs", "incctr_lambda", "k", "hidden_size", "spmf_capacity")))
         metrics = train_incremental(args.periods, args.out, options, resume=args.resume,
                                     export_to=args.export_to, keep=args.keep)
         print(f"validation AUC {metrics['val']['auc']:.4f} LogLoss "
@@ -286,6 +286,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="IncCTR: weight of the distillation loss (default 0.5)")
     b.add_argument("--k", type=int, help="ASMG: base models in the window (default 3)")
     b.add_argument("--hidden-size", type=int, help="ASMG-GRU hidden units (default 4)")
+    b.add_argument("--spmf-capacity", type=int,
+                   help="SPMF: examples in the reservoir (default 10,000)")
     a = train.add_argument_group("protocol A")
     a.add_argument("--iterations", type=int,
                    help="LeapRec/FOMAML: walks over the time steps (default 10)")

@@ -53,6 +53,7 @@ class IncrementalOptions:
     k: int = 3                    # ASMG: models in the generator's window
     hidden_size: int = 4          # ASMG-GRU: hidden units per coordinate
     meta_learning_rate: float = 1e-3
+    spmf_capacity: int = 10_000   # SPMF: examples in the reservoir
 
 
 def make_strategy(model, options: IncrementalOptions):
@@ -69,7 +70,7 @@ def make_strategy(model, options: IncrementalOptions):
         return asmg.from_method(model, method, k=options.k, hidden_size=options.hidden_size,
                                 meta_learning_rate=options.meta_learning_rate, **common)
     if method == "spmf":
-        return spmf.SPMF(model, seed=options.seed, **common)
+        return spmf.SPMF(model, capacity=options.spmf_capacity, seed=options.seed, **common)
     if method == "sml":
         return sml.SML(model, meta_learning_rate=options.meta_learning_rate,
                        seed=options.seed, **common)

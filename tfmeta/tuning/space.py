@@ -24,7 +24,8 @@ BASELINES = {"iu": {"learning_rate": [1e-2, 1e-3, 1e-4]},
              "bu": {"method": ["bu-3", "bu-5", "bu-7"], "learning_rate": [1e-2, 1e-3, 1e-4]},
              "incctr": {"incctr_lambda": [0.1, 0.3, 0.5, 1.0],
                         "learning_rate": [1e-2, 1e-3, 1e-4]},
-             "spmf": {"learning_rate": [1e-2, 1e-3, 1e-4]},
+             "spmf": {"spmf_capacity": [2_500, 5_000, 10_000, 20_000],
+                      "learning_rate": [1e-2, 1e-3, 1e-4]},
              "sml": {"meta_learning_rate": [1e-2, 1e-3, 1e-4]}}
 
 
