@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "pandas>=2.2,<4",
     "tqdm>=4.66",
     "matplotlib>=3.8",
+    "markdown>=3.5",  # tfmeta report renders benchmark reports
 ]
 
 setup(

@@ -156,6 +156,12 @@ def _tune(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from tfmeta.report import write_report
+    print(f"wrote {write_report(args.paths, args.out, args.reference)}")
+    return 0
+
+
 def _quickstart(args) -> int:
     """The main job: MovieLens-100K fetched, both protocols' periods built, and the
     protocol B methods trained, scored and compared."""
@@ -328,6 +334,16 @@ def make_parser() -> argparse.ArgumentParser:
                                         "'{\"epochs\": 5}'")
     tuning.add_argument("--seed", type=int, default=0)
     tuning.set_defaults(run=_tune)
+
+    report = commands.add_parser(
+        "report", help="one self-contained HTML page from runs, searches and benchmark results")
+    report.add_argument("paths", nargs="+", metavar="PATH",
+                        help="run directories, tfmeta tune folders or benchmark results "
+                             "folders (searched recursively)")
+    report.add_argument("--out", required=True, help="the .html file to write")
+    report.add_argument("--reference", help="method the relative changes are against "
+                                            "(default: iu for protocol B, else the first)")
+    report.set_defaults(run=_report)
 
     export = commands.add_parser(
         "export", help="export a trained run as a TF Serving SavedModel version")
