@@ -269,12 +269,14 @@ def results_section(entry: dict) -> str:
 def _manifest(metrics: dict) -> dict:
     path = metrics.get("periods")
     manifest = os.path.join(path, "manifest.json") if path else None
+    if path and os.path.isabs(path) and not os.path.relpath(path).startswith(".."):
+        path = os.path.relpath(path)  # no machine paths in a page that gets shared
     if not manifest or not os.path.exists(manifest):
         return {"periods": path, "manifest": "not found (periods moved?)"}
     m = _read(manifest)
-    return {k: m.get(k) for k in ("dataset", "protocol", "rows_in", "rows_out", "windows",
-                                  "granularity", "vocab", "instances", "excluded",
-                                  "built_at", "builder") if k in m}
+    keys = ("dataset", "protocol", "rows_in", "rows_out", "windows", "granularity", "vocab",
+            "instances", "excluded", "built_at", "builder")
+    return {"periods": path, **{k: m[k] for k in keys if k in m}}
 
 
 def render(found: dict, reference: Optional[str] = None, title: str = "tfmeta report") -> str:
