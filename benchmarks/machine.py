@@ -81,3 +81,16 @@ def header_lines(m: dict, gpus: int) -> list:
             f"({m['logical_cpus']} logical){memory}, {gpu} (TensorFlow sees {gpus}); "
             f"{m['platform']}",
             f"- Versions: Python {m['python']}{versions}"]
+
+
+def write_results(results_dir: str, prefix: str, data: dict, markdown: str) -> tuple:
+    """RESULTS_DIR/PREFIX.json (data) and PREFIX.md (markdown), each replaced whole
+    (never half-written); returns (md_path, json_path)."""
+    import json
+    os.makedirs(results_dir, exist_ok=True)
+    paths = os.path.join(results_dir, f"{prefix}.md"), os.path.join(results_dir, f"{prefix}.json")
+    for path, text in zip(paths, (markdown, json.dumps(data, indent=2) + "\n")):
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(f"{path}.tmp", path)
+    return paths

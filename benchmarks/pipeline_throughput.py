@@ -29,7 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import concurrent.futures  # noqa: E402
 import datetime  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
 import resource  # noqa: E402
@@ -486,14 +485,8 @@ def main(argv=None) -> int:
         "runs": runs,
     }
     suffix = "-quick" if args.quick else ""
-    os.makedirs(args.results_dir, exist_ok=True)
-    md_path = os.path.join(args.results_dir, f"pipeline_throughput{suffix}.md")
-    json_path = os.path.join(args.results_dir, f"pipeline_throughput{suffix}.json")
-    with open(json_path, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write(render_markdown(report))
+    md_path, json_path = machine_info.write_results(
+        args.results_dir, f"pipeline_throughput{suffix}", report, render_markdown(report))
     print(f"wrote {md_path} and {json_path} ({report['total_seconds']:.0f} s in all)",
           file=sys.stderr)
     for g in report["goals"]:

@@ -64,7 +64,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
-import json  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -626,14 +625,8 @@ def main(argv=None) -> int:
     report["total_seconds"] = time.perf_counter() - started
 
     prefix = "serving-quick" if args.quick else "serving"
-    os.makedirs(args.results_dir, exist_ok=True)
-    json_path = os.path.join(args.results_dir, f"{prefix}.json")
-    md_path = os.path.join(args.results_dir, f"{prefix}.md")
-    with open(json_path, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write(render_markdown(report))
+    md_path, json_path = machine_info.write_results(args.results_dir, prefix, report,
+                                                    render_markdown(report))
     print(f"wrote {md_path} and {json_path} ({report['total_seconds'] / 60:.1f} min)",
           file=sys.stderr)
     return 0

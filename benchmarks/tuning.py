@@ -28,7 +28,7 @@ import sys
 import time
 
 from benchmarks import machine as machine_info
-from benchmarks.asmg import ROOT, _write_json, build_once, gpus_seen, portable
+from benchmarks.asmg import ROOT, build_once, gpus_seen, portable
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 DATASET = "movielens-100k"
@@ -109,13 +109,11 @@ def main(argv=None) -> int:
         result["wall_seconds"] = time.perf_counter() - tick
         results.append(portable(result))
         folders.append(out)
-    os.makedirs(args.results_dir, exist_ok=True)
     machine = machine_info.describe(["tensorflow", "tf-keras", "keras-tuner", "numpy"])
-    _write_json(os.path.join(args.results_dir, f"{prefix}.json"),
-                {"benchmark": "tuning", "date": started, "command": command,
-                 "machine": machine, "searches": results})
-    with open(os.path.join(args.results_dir, f"{prefix}.md"), "w", encoding="utf-8") as f:
-        f.write(render(results, command, started, machine, args.quick))
+    machine_info.write_results(
+        args.results_dir, prefix, {"benchmark": "tuning", "date": started, "command": command,
+                                   "machine": machine, "searches": results},
+        render(results, command, started, machine, args.quick))
     cwd = os.getcwd()
     os.chdir(ROOT)  # the page names runs relative to the repository
     try:

@@ -91,22 +91,31 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
     options = RankingOptions("leaprec+mf", iterations=2, inner_steps=2, **SMALL)
     whole = train_ranking(periods_a, str(tmp_path / "whole"), options)
 
-    original = ranking.Phase._iteration
-    calls = {"n": 0}
-
-    def killed_in_the_second(self, rng):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")
-        return original(self, rng)
-    monkeypatch.setattr(ranking.Phase, "_iteration", killed_in_the_second)
+    killed_at_call(monkeypatch, "_iteration", 2)
     with pytest.raises(KeyboardInterrupt):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
-    monkeypatch.setattr(ranking.Phase, "_iteration", original)
+    monkeypatch.undo()
     with pytest.raises(FileExistsError):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
     resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
-    for key in ("val", "test", "training"):
+    assert_same_run(resumed, whole, ("val", "test", "training"))
+
+
+def killed_at_call(monkeypatch, method: str, call: int) -> None:
+    """Phase.<method> raises KeyboardInterrupt at its call-th call (a killed run)."""
+    original = getattr(ranking.Phase, method)
+    calls = {"n": 0}
+
+    def killed(self, *args):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt("killed")
+        return original(self, *args)
+    monkeypatch.setattr(ranking.Phase, method, killed)
+
+
+def assert_same_run(resumed: dict, whole: dict, keys) -> None:
+    for key in keys:
         got, want = _flat(resumed[key]), _flat(whole[key])
         assert got.keys() == want.keys()
         for path, value in want.items():
@@ -133,25 +142,12 @@ def test_choose_budget_trains_the_test_model_for_the_best_validation_count(
 
     # Killed while scoring the second epoch, before its progress and checkpoint: the
     # resumed run redoes that epoch and ends as the uninterrupted one.
-    original = ranking.Phase.score_curve
-    calls = {"n": 0}
-
-    def killed(self, curve):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")
-        return original(self, curve)
-    monkeypatch.setattr(ranking.Phase, "score_curve", killed)
+    killed_at_call(monkeypatch, "score_curve", 2)
     with pytest.raises(KeyboardInterrupt):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
-    monkeypatch.setattr(ranking.Phase, "score_curve", original)
+    monkeypatch.undo()
     resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
-    for key in ("val", "test", "training", "budget"):
-        got, want = _flat(resumed[key]), _flat(whole[key])
-        assert got.keys() == want.keys()
-        for path, value in want.items():
-            assert got[path] == (value if isinstance(value, str) else
-                                 pytest.approx(value, rel=1e-5)), path
+    assert_same_run(resumed, whole, ("val", "test", "training", "budget"))
 
 
 def _flat(value, prefix="") -> dict:
