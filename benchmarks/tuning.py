@@ -7,11 +7,11 @@ Each search is `tfmeta.tuning.tune` (KerasTuner; objective on validation only, t
 best configuration retrained and scored on test once) in RUNS_DIR/<method>
 (default runs/tuning, git-ignored; resumable: run the same command again):
 
-- protocol A: lightgcn, random search over the LeapRec paper's grid for a plain model
-  (embedding size {64, 128} x learning rate {1e-3, 1e-4}: 4 trials), 20 epochs;
+- protocol A: leaprec+mf (LeapRec over BPR-MF), random search over the LeapRec grid
+  (GTL / OTL sizes, learning rate, meta learning rate, K, time steps), 6 trials;
 - protocol B: asmg-gru-multi, Bayesian optimisation over the ASMG paper's grid (k
   {1..6}, hidden size {4, 8, 12, 16}, generator learning rate {1e-2, 1e-3, 1e-4}),
-  8 trials, with the base-model budget benchmarks/asmg.py chose on validation for
+  6 trials, with the base-model budget benchmarks/asmg.py chose on validation for
   movielens-100k (1 epoch per period, 3 pre-training epochs).
 
 Writes benchmarks/results/tuning.md (each search's trials and its final figures),
@@ -33,8 +33,8 @@ from benchmarks.asmg import ROOT, build_once, gpus_seen, portable
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 DATASET = "movielens-100k"
 SEARCHES = (  # protocol, method, tuner, trials, space (None: the paper's grid), fixed
-    ("a", "lightgcn", "random", 4, None, {}),
-    ("b", "asmg-gru-multi", "bayesian", 8, None, {"epochs": 1, "pretrain_epochs": 3}),
+    ("a", "leaprec+mf", "random", 6, None, {}),
+    ("b", "asmg-gru-multi", "bayesian", 6, None, {"epochs": 1, "pretrain_epochs": 3}),
 )
 QUICK = (
     ("a", "mf", "random", 2, {"learning_rate": [1e-2, 1e-3]}, {"epochs": 2}),
