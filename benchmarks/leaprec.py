@@ -254,10 +254,19 @@ def chosen_budget(metrics: dict) -> Optional[int]:
     return len(metrics["training"]["test"]["losses"])
 
 
+def options_differ(recorded: dict, expected: dict) -> dict:
+    """{option: recorded value} where a run's options differ from the expected ones;
+    options a run predates (added to RankingOptions since) count as their defaults."""
+    defaults = dataclasses.asdict(RankingOptions())
+    return {k: recorded.get(k, defaults.get(k)) for k in set(expected) | set(recorded)
+            if recorded.get(k, defaults.get(k)) != expected.get(k)}
+
+
 def check_partial(run: Run) -> None:
     """A killed run is continued only with the options it was started with."""
     path = os.path.join(run.out, RUN_OPTIONS)
-    if run.partial and os.path.exists(path) and _read_json(path) != run.expected_options():
+    if run.partial and os.path.exists(path) and options_differ(_read_json(path),
+                                                                run.expected_options()):
         raise SystemExit(f"{run.out} holds a killed run with other options than "
                          f"{run.id} needs; remove it or choose another --runs-dir")
 
@@ -292,11 +301,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     expected = {"protocol": "a", "method": run.method, "seed": run.seed,
                 "dataset": run.dataset, "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
-    # Options a run predates (added to RankingOptions since) count as their defaults.
-    options, defaults = run.expected_options(), dataclasses.asdict(RankingOptions())
-    recorded = metrics.get("options") or {}
-    differ = {k: recorded.get(k, defaults.get(k)) for k in set(options) | set(recorded)
-              if recorded.get(k, defaults.get(k)) != options.get(k)}
+    differ = options_differ(metrics.get("options") or {}, run.expected_options())
     if differ:
         wrong["options"] = differ
     if wrong:

@@ -64,6 +64,9 @@ def test_train_on_protocol_a_periods(build_once, movielens_100k, tmp_path, capsy
     assert cli.main(["train", "--periods", periods, "--method", "iu", "--out",
                      str(tmp_path / "bad")]) == 2
     assert "unknown protocol A method 'iu'" in capsys.readouterr().err
+    assert cli.main(["train", "--periods", periods, "--method", "mf", "--out",
+                     str(tmp_path / "bad2"), "--model-options", '{"num_layers": 2}']) == 2
+    assert "model mf has no option num_layers" in capsys.readouterr().err
 
 
 def test_csv_without_the_named_columns(tmp_path, capsys):

@@ -71,6 +71,17 @@ def test_a_killed_search_resumes_where_it_stopped(periods_a, tmp_path, monkeypat
                 fixed=FIXED)["best"] == result["best"]
 
 
+def test_model_knobs_reach_the_model(periods_a, tmp_path):
+    result = tune(periods_a, "gcn", str(tmp_path), max_trials=1,
+                  space={"num_layers": [3], "dropout": [0.5]}, fixed=FIXED)
+    options = result["best"]["options"]
+    assert options["model_options"] == {"num_layers": 3, "dropout": 0.5}
+    from tfmeta.training.ranking import load_trained
+    scorer, _, _ = load_trained(str(tmp_path / "best"))
+    model, = scorer.models
+    assert model.num_layers == 3 and model.dropout == 0.5
+
+
 def test_a_failing_trial_fails_the_search_loudly(periods_a, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("this trial is broken")
@@ -102,8 +113,19 @@ def test_bayesian_and_hyperband_on_protocol_b(small_periods, tmp_path, search):
 
 
 def test_default_spaces_are_the_papers_grids():
-    assert default_space("lightgcn", "a") == {"embedding_dim": [64, 128],
-                                              "learning_rate": [1e-3, 1e-4]}
+    assert default_space("mf", "a") == {"embedding_dim": [64, 128],
+                                        "learning_rate": [1e-3, 1e-4]}
+    assert default_space("lightgcn", "a")["num_layers"] == {"min": 1, "max": 4}
+    gnn_sa = default_space("gnn-sa", "a")
+    assert gnn_sa["dropout"] == [0.0, 0.2, 0.5] and gnn_sa["num_blocks"] == [1, 2]
+    assert "num_blocks" not in default_space("gcn", "a") and "dropout" in default_space(
+        "ngcf", "a")
+    # The model's own knobs go to model_options (one dropout value sets every dropout).
+    from tfmeta.tuning.space import model_arguments
+    assert to_options({"dropout": 0.5, "num_layers": 3, "learning_rate": 1e-3},
+                      model_arguments("leaprec", "a")) == {
+        "learning_rate": 1e-3, "model_options": {"dropout": 0.5, "gcn_dropout": 0.5,
+                                                 "num_layers": 3}}
     leap = default_space("leaprec+lightgcn", "a")
     assert leap["inner_steps"] == [1, 5, 10, 20] and "121/40" in leap["gtl_otl"]
     assert default_space("asmg-gru-multi", "b")["hidden_size"] == [4, 8, 12, 16]

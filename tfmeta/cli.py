@@ -98,7 +98,7 @@ def _train(args) -> int:
         from tfmeta.training.ranking import RankingOptions, train_ranking
         options = RankingOptions(method=args.method, **_given(args, common + (
             "iterations", "inner_steps", "gtl_dim", "otl_dim", "max_len", "granularity",
-            "choose_budget")))
+            "choose_budget", "model_options")))
         metrics = train_ranking(args.periods, args.out, options, resume=args.resume)
         if args.export_to:
             from tfmeta.export import export_run
@@ -303,6 +303,8 @@ def make_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-len", type=int, help="history items read (default 50)")
     a.add_argument("--granularity", choices=["day", "week", "month", "quarter"],
                    help="LeapRec/FOMAML time steps (default: the dataset's)")
+    a.add_argument("--model-options", type=json.loads, metavar="JSON",
+                   help="the model's own arguments, e.g. '{\"num_layers\": 3, \"dropout\": 0.5}'")
     a.add_argument("--choose-budget", action="store_true", default=None,
                    help="score validation after every epoch / iteration of the train-window "
                         "model and train the test model for the count that scored best "

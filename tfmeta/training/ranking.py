@@ -60,6 +60,9 @@ class RankingOptions:
     # after every epoch / iteration of the val phase, and train the test phase for the
     # count that scored best (BUDGET_METRIC; ties: the fewest).
     choose_budget: bool = False
+    # The model's own constructor arguments (e.g. {"num_layers": 3, "dropout": 0.5};
+    # see tfmeta.models), the same for GTL and OTL.
+    model_options: dict = dataclasses.field(default_factory=dict)
 
 
 def parse_method(method: str) -> tuple:
@@ -87,13 +90,20 @@ def _batches(part: inter.Interactions, index: np.ndarray) -> dict:
 def build_models(options: RankingOptions, data: PeriodDataset, seed: int) -> dict:
     """The method's models, untrained: {"gtl": ..., "otl": ...} (those of size > 0) for
     the meta methods, {"model": ...} for a plain one; sized by the data's vocabularies."""
-    from tfmeta.models import make_model
+    import inspect
+    from tfmeta.models import MODELS, make_model
     meta, model_name = parse_method(options.method)
     sizes = len(data.vocabulary("users")), len(data.vocabulary("items"))
+    accepted = set(inspect.signature(MODELS[model_name].__init__).parameters) - {
+        "self", "num_users", "num_items", "embedding_dim", "max_len", "seed", "kwargs"}
+    unknown = set(options.model_options) - accepted
+    if unknown:
+        raise ValueError(f"model {model_name} has no option {', '.join(sorted(unknown))}; "
+                         f"its model_options: {', '.join(sorted(accepted)) or 'none'}")
 
     def build(dim, offset):
         return make_model(model_name, *sizes, embedding_dim=dim, max_len=options.max_len,
-                          seed=seed + offset)
+                          seed=seed + offset, **options.model_options)
     if not meta:
         return {"model": build(options.embedding_dim, 1)}
     return {name: build(dim, offset) for name, dim, offset in

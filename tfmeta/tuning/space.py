@@ -15,6 +15,10 @@ from typing import Optional
 
 # LeapRec paper (sec. 5.1, Table 4) and ASMG paper (sec. 5.1.4) grids.
 RANKING_PLAIN = {"embedding_dim": [64, 128], "learning_rate": [1e-3, 1e-4]}
+# The models' own knobs, where the model has them (its constructor's arguments).
+MODEL_GRID = {"dropout": [0.0, 0.2, 0.5], "num_layers": {"min": 1, "max": 4},  # GNN layers
+              "num_blocks": [1, 2]}                                             # SA layers
+DROPOUTS = ("dropout", "gcn_dropout", "message_dropout")  # one search value sets them all
 RANKING_META = {"gtl_otl": ["64/64", "128/0", "121/40", "91/91", "40/121", "0/128"],
                 "learning_rate": [1e-3, 1e-4], "meta_learning_rate": [1e-2, 1e-3, 1e-4],
                 "inner_steps": [1, 5, 10, 20], "granularity": ["dataset", "quarter", "week"]}
@@ -29,11 +33,24 @@ BASELINES = {"iu": {"learning_rate": [1e-2, 1e-3, 1e-4]},
              "sml": {"meta_learning_rate": [1e-2, 1e-3, 1e-4]}}
 
 
+def model_arguments(method: str, protocol: str) -> set:
+    """The constructor arguments of a protocol A method's model (empty for B)."""
+    if protocol != "a":
+        return set()
+    import inspect
+    from tfmeta.models import MODELS
+    from tfmeta.training.ranking import parse_method
+    return set(inspect.signature(MODELS[parse_method(method)[1]].__init__).parameters)
+
+
 def default_space(method: str, protocol: str) -> dict:
     """The papers' grid for a method of protocol "a" or "b"."""
     if protocol == "a":
         meta = method.partition("+")[0] in ("leaprec", "fomaml")
-        return dict(RANKING_META if meta else RANKING_PLAIN)
+        accepted = model_arguments(method, protocol)
+        knobs = {k: v for k, v in MODEL_GRID.items()
+                 if k in accepted or (k == "dropout" and accepted & set(DROPOUTS))}
+        return {**(RANKING_META if meta else RANKING_PLAIN), **knobs}
     if method.startswith("asmg-gru"):
         return dict(ASMG_GRU)
     if method.startswith("asmg"):
@@ -70,9 +87,19 @@ def declare(hp, space: dict) -> dict:
     return values
 
 
-def to_options(values: dict) -> dict:
-    """Search values -> driver options (expands the shorthands)."""
+def to_options(values: dict, model_args: set = frozenset()) -> dict:
+    """Search values -> driver options (expands the shorthands; the model's own
+    arguments, `model_args`, go into model_options)."""
     options = dict(values)
+    model_options = {}
+    if "dropout" in options and model_args & set(DROPOUTS):
+        value = options.pop("dropout")
+        model_options.update({k: value for k in DROPOUTS if k in model_args})
+    for name in [k for k in options if k in model_args and k != "embedding_dim"
+                 and k != "max_len"]:
+        model_options[name] = options.pop(name)
+    if model_options:
+        options["model_options"] = model_options
     if "gtl_otl" in options:
         gtl, _, otl = str(options.pop("gtl_otl")).partition("/")
         options.update(gtl_dim=int(gtl), otl_dim=int(otl))

@@ -31,7 +31,7 @@ import keras_tuner as kt
 
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.training.rundir import write_json
-from tfmeta.tuning.space import declare, default_space, to_options
+from tfmeta.tuning.space import declare, default_space, model_arguments, to_options
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {"a": ("val_hr10", "validation sampled HR@10"),
@@ -60,6 +60,7 @@ class MethodTuner(kt.engine.base_tuner.BaseTuner):
         super().__init__(oracle=oracle, **kwargs)
         self.periods_dir, self.protocol, self.fixed, self.budget = (
             periods_dir, protocol, fixed, budget)
+        self.model_args = model_arguments(fixed["method"], protocol)
 
     def options(self, values: dict):
         """Driver options of a trial's values (KerasTuner's tuner/* values dropped,
@@ -68,7 +69,7 @@ class MethodTuner(kt.engine.base_tuner.BaseTuner):
         chosen = {k: v for k, v in values.items() if not k.startswith("tuner/")}
         if "tuner/epochs" in values:
             chosen[self.budget] = int(values["tuner/epochs"])
-        return options_class(**{**self.fixed, **to_options(chosen)})
+        return options_class(**{**self.fixed, **to_options(chosen, self.model_args)})
 
     def run_trial(self, trial, *args, **kwargs):
         _, train, objective = _family(self.protocol)
@@ -108,7 +109,8 @@ def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
     space = dict(space or default_space(method, protocol))
     fixed = {"method": method, "seed": seed, **(fixed or {})}
     unknown = set(to_options({k: v[0] if isinstance(v, list) else v.get("min")
-                              for k, v in space.items()})) | set(fixed)
+                              for k, v in space.items()},
+                             model_arguments(method, protocol))) | set(fixed)
     unknown -= {f.name for f in dataclasses.fields(options_class)}
     if unknown:
         raise ValueError(f"search space: {', '.join(sorted(unknown))} not options of "
