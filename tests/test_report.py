@@ -59,6 +59,10 @@ def inputs(tmp_path):
         write_run(tmp_path / "runs", "iu", seed, iu)
         write_run(tmp_path / "runs", "asmg-gru-multi", seed, asmg)
     write_run(tmp_path / "runs", "mf", 0, 0.4, protocol="a")
+    leap = json.loads((write_run(tmp_path / "runs", "leaprec", 0, 0.5, protocol="a")
+                       / "metrics.json").read_text())
+    leap["training"]["val"] = {"losses": [[0.7, 0.6], [0.5, 0.4]], "time_steps": ["m1", "m2"]}
+    (tmp_path / "runs" / "leaprec-0" / "metrics.json").write_text(json.dumps(leap))
     write_tuning(tmp_path)
     results = tmp_path / "results"
     results.mkdir()
@@ -79,7 +83,8 @@ def test_tables_relative_changes_and_embedded_figures(inputs):
     assert "Best trial 1: val_hr10 0.3500" in page and "test HR@10 0.4100" in page
     assert "<th>a</th>" in page  # the benchmark's own Markdown table
     assert 'src="figure.png"' not in page  # every image embedded
-    assert page.count('src="data:image/png;base64,') == 4  # B curves, A losses, search, bench
+    # B curves, A losses, A loss per time step (leaprec), search, bench
+    assert page.count('src="data:image/png;base64,') == 5
     with pytest.raises(ValueError, match="nothing to report"):
         collect([str(inputs / "results" / "figure.png")])
 
@@ -111,7 +116,7 @@ def test_a_headless_browser_renders_every_table_and_image(inputs, tmp_path):
     seen = json.loads(rendered.group(1).replace("&quot;", '"'))
     page = out.read_text()
     assert seen["tables"] == page.count("<table") and seen["tables"] >= 4
-    assert seen["images"] == 4 and seen["decoded"] == 4
+    assert seen["images"] == 5 and seen["decoded"] == 5
     shot = tmp_path / "shot.png"
     subprocess.run([BROWSER, *flags, "--window-size=1100,1400", f"--screenshot={shot}",
                     out.as_uri()], capture_output=True, timeout=120)

@@ -217,6 +217,31 @@ def curves_figure(protocol: str, dataset: str, methods: dict) -> Optional[str]:
     return _png(figure)
 
 
+def time_steps_figure(dataset: str, methods: dict) -> Optional[str]:
+    """Meta methods (protocol A): the inner loss per time step in the train-window
+    model's last iteration (the LeapRec paper's Figure 7 shape), mean over seeds."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(8, 3.6))
+    labels = None
+    for method, runs in methods.items():
+        val = [r["metrics"].get("training", {}).get("val", {}) for r in runs]
+        last = [v["losses"][-1] for v in val if v.get("losses")
+                and isinstance(v["losses"][-1], list)]
+        if not last:
+            continue
+        width = min(len(x) for x in last)
+        ax.plot(range(width), np.mean([x[:width] for x in last], axis=0), marker=".",
+                label=method)
+        labels = val[0].get("time_steps", [])[:width]
+    if labels is None:
+        plt.close(figure)
+        return None
+    ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
+    ax.set_ylabel("inner BPR loss"), ax.grid(alpha=.3), ax.legend(fontsize=7, ncol=3)
+    ax.set_title(f"{dataset}: loss per time step, last iteration", fontsize=10)
+    return _png(figure)
+
+
 def tuning_section(entry: dict) -> str:
     t = entry["tuning"]
     objective = t["objective"]["name"]
@@ -292,9 +317,10 @@ def render(found: dict, reference: Optional[str] = None, title: str = "tfmeta re
         parts.append('<p class="note">Mean ± std over seeds; bold: the best mean per '
                      f"column; the relative change is against {html.escape(ref)} on the same "
                      "seed; s per run: each run's own clock.</p>")
-        image = curves_figure(protocol, dataset, methods)
-        if image:
-            parts.append(f'<img alt="{html.escape(dataset)} curves" src="{image}">')
+        for image in (curves_figure(protocol, dataset, methods),
+                      time_steps_figure(dataset, methods) if protocol == "a" else None):
+            if image:
+                parts.append(f'<img alt="{html.escape(dataset)} curves" src="{image}">')
         runs = "".join(
             f"<details><summary>{html.escape(r['dir'])} (seed {r['metrics']['seed']}, "
             f"{r['metrics']['seconds']:.0f} s)</summary><pre>"
