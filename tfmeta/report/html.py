@@ -129,6 +129,12 @@ def _settings(run: dict) -> dict:
             if k not in ("seed", "method")}
 
 
+def _legend(ax) -> None:
+    """Below the axes: method labels can be long (options that differ)."""
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+              frameon=False)
+
+
 def _groups(runs: list) -> dict:
     """{(protocol, dataset): {label: [runs by seed]}}: one row per method and option
     set; a method run with several option sets is labelled by the options that differ."""
@@ -213,7 +219,7 @@ def curves_figure(protocol: str, dataset: str, methods: dict) -> Optional[str]:
         return None
     ax.set_title(f"{dataset}: " + ("AUC per period" if protocol == "b"
                                    else "training loss"), fontsize=10)
-    ax.grid(alpha=.3), ax.legend(fontsize=7, ncol=3)
+    ax.grid(alpha=.3), _legend(ax)
     return _png(figure)
 
 
@@ -222,7 +228,7 @@ def time_steps_figure(dataset: str, methods: dict) -> Optional[str]:
     model's last iteration (the LeapRec paper's Figure 7 shape), mean over seeds."""
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(8, 3.6))
-    labels = None
+    labels = []
     for method, runs in methods.items():
         val = [r["metrics"].get("training", {}).get("val", {}) for r in runs]
         last = [v["losses"][-1] for v in val if v.get("losses")
@@ -232,12 +238,15 @@ def time_steps_figure(dataset: str, methods: dict) -> Optional[str]:
         width = min(len(x) for x in last)
         ax.plot(range(width), np.mean([x[:width] for x in last], axis=0), marker=".",
                 label=method)
-        labels = val[0].get("time_steps", [])[:width]
-    if labels is None:
+        labels.append(tuple(val[0].get("time_steps", [])[:width]))
+    if not labels:
         plt.close(figure)
         return None
-    ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
-    ax.set_ylabel("inner BPR loss"), ax.grid(alpha=.3), ax.legend(fontsize=7, ncol=3)
+    if len(set(labels)) == 1:  # the same time steps: name them
+        ax.set_xticks(range(len(labels[0])), labels[0], rotation=45, fontsize=7)
+    else:
+        ax.set_xlabel("time step (the methods' granularities differ)")
+    ax.set_ylabel("inner BPR loss"), ax.grid(alpha=.3), _legend(ax)
     ax.set_title(f"{dataset}: loss per time step, last iteration", fontsize=10)
     return _png(figure)
 
