@@ -46,7 +46,8 @@ def model_arguments(method: str, protocol: str) -> set:
 def default_space(method: str, protocol: str) -> dict:
     """The papers' grid for a method of protocol "a" or "b"."""
     if protocol == "a":
-        meta = method.partition("+")[0] in ("leaprec", "fomaml")
+        from tfmeta.training.ranking import parse_method
+        meta = parse_method(method)[0] is not None
         accepted = model_arguments(method, protocol)
         knobs = {k: v for k, v in MODEL_GRID.items()
                  if k in accepted or (k == "dropout" and accepted & set(DROPOUTS))}

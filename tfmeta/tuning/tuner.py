@@ -48,7 +48,8 @@ def _family(protocol: str):
 
 
 def budget_field(method: str, protocol: str) -> str:
-    meta = protocol == "a" and method.partition("+")[0] in ("leaprec", "fomaml")
+    from tfmeta.training.ranking import parse_method
+    meta = protocol == "a" and parse_method(method)[0] is not None
     return "iterations" if meta else "epochs"
 
 
