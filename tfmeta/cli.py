@@ -91,6 +91,9 @@ def _given(args, names) -> dict:
 
 
 def _train(args) -> int:
+    from tfmeta import distribute
+    # First: a multi-worker strategy must exist before TensorFlow runs anything.
+    distribution = distribute.from_name(args.distribute)
     from tfmeta.data.periods import PeriodDataset
     common = ("seed", "epochs", "batch_size", "learning_rate", "embedding_dim",
               "meta_learning_rate")
@@ -99,8 +102,9 @@ def _train(args) -> int:
         options = RankingOptions(method=args.method, **_given(args, common + (
             "iterations", "inner_steps", "gtl_dim", "otl_dim", "max_len", "granularity",
             "choose_budget", "model_options")))
-        metrics = train_ranking(args.periods, args.out, options, resume=args.resume)
-        if args.export_to:
+        metrics = train_ranking(args.periods, args.out, options, resume=args.resume,
+                                distribution=distribution)
+        if args.export_to and distribute.is_chief(distribution):
             from tfmeta.export import export_run
             print(f"exported {export_run(args.out, args.export_to, keep=args.keep)}")
         for window in ("val", "test"):
@@ -118,7 +122,8 @@ def _train(args) -> int:
         options = IncrementalOptions(method=args.method, **_given(args, common + (
             "pretrain_epochs", "incctr_lambda", "k", "hidden_size", "spmf_capacity")))
         metrics = train_incremental(args.periods, args.out, options, resume=args.resume,
-                                    export_to=args.export_to, keep=args.keep)
+                                    export_to=args.export_to, keep=args.keep,
+                                    distribution=distribution)
         print(f"validation AUC {metrics['val']['auc']:.4f} LogLoss "
               f"{metrics['val']['logloss']:.4f} · test AUC {metrics['test']['auc']:.4f} "
               f"LogLoss {metrics['test']['logloss']:.4f}")
@@ -314,6 +319,11 @@ def make_parser() -> argparse.ArgumentParser:
                             "update period (the served model), protocol A the final model")
     train.add_argument("--keep", type=int, default=5,
                        help="with --export-to: versions to keep (default 5)")
+    train.add_argument("--distribute", default="default",
+                       choices=["default", "mirrored", "multi-worker"],
+                       help="tf.distribute strategy: mirrored (this machine's GPUs) or "
+                            "multi-worker (the cluster in TF_CONFIG; start one process per "
+                            "worker); default: none")
     train.set_defaults(run=_train)
 
     tuning = commands.add_parser(

@@ -39,9 +39,9 @@ import time
 
 import tensorflow as tf
 
+from tfmeta import distribute
 from tfmeta.meta import generators
 from tfmeta.meta.incremental import UpdateStrategy, clone, copy_weights
-from tfmeta.models.embedding_mlp import bce_loss
 
 VARIANTS = ("single", "multi", "unif", "full", "zero")
 
@@ -104,11 +104,11 @@ class ASMG(UpdateStrategy):
     def update(self, source, i: int) -> float:
         loss = super().update(source, i)  # the base model: theta_i
         self.meta_seconds = self.trace_seconds = 0.0
-        if int(self.filled):
+        if int(self.filled.numpy()):
             for _ in range(self.meta_epochs):
                 self._train_generator(source, i)
             tick = time.perf_counter()
-            if int(self.filled) == len(self.slots) and self.variant not in ("full", "zero"):
+            if int(self.filled.numpy()) == len(self.slots) and self.variant not in ("full", "zero"):
                 self._advance_state()
             self.meta_seconds += time.perf_counter() - tick
         self._push(self.model.trainable_variables)
@@ -126,7 +126,7 @@ class ASMG(UpdateStrategy):
 
     # -- internals
     def _sequence(self) -> list:
-        return [list(slot) for slot in self.slots[:int(self.filled)]]
+        return [list(slot) for slot in self.slots[:int(self.filled.numpy())]]
 
     def _start_state(self) -> list:
         if self.variant in ("full", "zero"):
@@ -135,7 +135,7 @@ class ASMG(UpdateStrategy):
 
     def _push(self, values) -> None:
         """Appends a snapshot; a full window drops its oldest."""
-        n = int(self.filled)
+        n = int(self.filled.numpy())
         if n == len(self.slots):
             for older, newer in zip(self.slots, self.slots[1:]):
                 copy_weights(newer, older)
@@ -152,25 +152,28 @@ class ASMG(UpdateStrategy):
     def _train_generator(self, source, i: int) -> None:
         """One pass over period i: each window output is scored on the period after its
         input (the last one on period i) and the generator follows the weighted loss."""
-        steps = int(self.filled)
+        steps = int(self.filled.numpy())
         weights = step_weights(self.variant, steps)
         targets = [i - steps + 1 + s for s in range(steps)]
         active = [s for s in range(steps) if weights[s] > 0]
-        newest = source.periods([i])
-        older = [source.periods([targets[s]]).repeat() for s in active[:-1]]
-        signature = (tuple(d.element_spec for d in older + [newest]), tuple(active),
+        datasets = [distribute.distribute_dataset(self.distribution, d) for d in
+                    [source.periods([targets[s]]).repeat() for s in active[:-1]]
+                    + [source.periods([i])]]  # the newest period ends the pass
+        signature = (tuple(d.element_spec for d in datasets), tuple(active),
                      tuple(weights), steps)
         tick = time.perf_counter()
         self._meta_step.get_concrete_function(*signature)  # traced before the clock runs
         self.trace_seconds += time.perf_counter() - tick
         tick = time.perf_counter()
-        for batches in zip(*older, newest) if older else ((b,) for b in newest):
+        for batches in zip(*datasets):
             self._meta_step(batches, tuple(active), tuple(weights), steps)
         self.meta_seconds += time.perf_counter() - tick
 
     def _generator_step(self, batches: tuple, active: tuple, weights: tuple,
                         steps: int) -> None:
-        """One meta-gradient step (traced once per window length)."""
+        """One meta-gradient step (traced once per window length). Distributed: the
+        probe's gradient is the global one (summed over replicas); the generator's
+        update then happens once, in cross-replica context."""
         rows = self._rows_read(batches)
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
@@ -179,9 +182,8 @@ class ASMG(UpdateStrategy):
         targets, output_gradients = [], []
         for s, batch in zip(active, batches):
             self._load_probe(outputs[s], rows)
-            with tf.GradientTape() as probe_tape:
-                loss = bce_loss(self.probe(batch, training=True), batch["label"])
-            grads = probe_tape.gradient(loss, self.probe.trainable_variables)
+            _, grads = distribute.loss_and_gradients(
+                self.distribution, self.probe_losses, self.probe.trainable_variables, batch)
             targets.extend(outputs[s])
             output_gradients.extend(self._on_rows(g, rows.get(j)) * weights[s]
                                     for j, g in enumerate(grads))
@@ -194,10 +196,9 @@ class ASMG(UpdateStrategy):
         if not self.gather_rows:
             return {}
         variables = self.probe.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = tf.add_n([bce_loss(self.probe(b, training=True), b["label"])
-                             for b in batches])
-        grads = tape.gradient(loss, [variables[j] for j in self.tables])
+        _, grads = distribute.loss_and_gradients(
+            self.distribution, lambda *bs: tf.concat([self.probe_losses(b) for b in bs], 0),
+            [variables[j] for j in self.tables], *batches)
         return {j: tf.sort(tf.unique(g.indices)[0]) for j, g in zip(self.tables, grads)
                 if isinstance(g, tf.IndexedSlices)}
 

@@ -8,6 +8,11 @@ A strategy works on any Keras model whose `call(features)` returns logits, throu
 - `serving_weights()`: the parameters served for the next period (default: the base
   model's own).
 
+Under a `tf.distribute.Strategy` (`tfmeta.distribute`), create the model and the
+strategy object inside `strategy.scope()`: each period's global batches are then split
+across the replicas, and `loss` returns per-example losses so that the replicas' parts
+add up to the global mean.
+
     iu       incremental update: fine-tune on the new period only
     bu-w     batch update: fine-tune on the last w periods
     incctr   IncCTR: incremental update plus knowledge distillation from model i-1
@@ -18,7 +23,8 @@ from typing import Iterable, Optional, Protocol, Sequence
 
 import tensorflow as tf
 
-from tfmeta.models.embedding_mlp import bce_loss
+from tfmeta import distribute
+from tfmeta.models.embedding_mlp import bce_losses
 
 
 class PeriodSource(Protocol):
@@ -48,17 +54,26 @@ class UpdateStrategy:
     def __init__(self, model: tf.keras.Model, learning_rate: float = 1e-3, epochs: int = 1):
         self.model = model
         self.epochs = epochs
+        self.distribution = tf.distribute.get_strategy()  # the scope it is created in
         self.optimizer = tf.keras.optimizers.Adam(learning_rate)
         # Slots exist before a checkpoint is restored into them, and before tracing.
         self.optimizer.build(model.trainable_variables)
-        self._train_step = tf.function(self._step, reduce_retracing=True)
+        self._train_step = tf.function(lambda batch: distribute.run(self.distribution, self._step,
+                                                                    batch),
+                                       reduce_retracing=True)
 
     # -- what a subclass changes
     def loss(self, batch: dict, logits: tf.Tensor) -> tf.Tensor:
-        return bce_loss(logits, batch["label"])
+        """Per-example losses [B] of a batch."""
+        return bce_losses(logits, batch["label"])
 
     def training_periods(self, i: int) -> list[int]:
         return [i]
+
+    def probe_losses(self, batch: dict) -> tf.Tensor:
+        """The base loss per example of `self.probe`, the second model instance that
+        meta strategies load generated parameters into."""
+        return UpdateStrategy.loss(self, batch, self.probe(batch, training=True))
 
     def update(self, source: PeriodSource, i: int) -> float:
         """Trains the base model on period i (from model i-1); returns the mean loss."""
@@ -78,7 +93,7 @@ class UpdateStrategy:
     def fit(self, dataset: tf.data.Dataset, epochs: Optional[int] = None) -> float:
         total, batches = 0.0, 0
         for _ in range(epochs or self.epochs):
-            for batch in dataset:
+            for batch in distribute.distribute_dataset(self.distribution, dataset):
                 total += float(self._train_step(batch))
                 batches += 1
         return total / max(batches, 1)
@@ -86,7 +101,7 @@ class UpdateStrategy:
     def _step(self, batch):
         with tf.GradientTape() as tape:
             logits = self.model(batch, training=True)
-            loss = self.loss(batch, logits)
+            loss = distribute.global_mean(self.loss(batch, logits))
         variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
@@ -121,4 +136,4 @@ class IncCTR(UpdateStrategy):
 
     def loss(self, batch, logits):
         soft = tf.sigmoid(self.teacher(batch, training=False))
-        return bce_loss(logits, batch["label"]) + self.lambda_ * bce_loss(logits, soft)
+        return bce_losses(logits, batch["label"]) + self.lambda_ * bce_losses(logits, soft)

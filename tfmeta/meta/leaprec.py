@@ -27,6 +27,13 @@ Choices the paper leaves open, made explicit here:
   time step; OTL's is reset at the start of every iteration and carried otherwise.
 - Graph models see, at time step t, the interactions of time steps <= t (the graph
   grows with time; the deployed model uses all training interactions).
+
+Distributed (`tfmeta.distribute`): create the models and the LeapRec object under a
+strategy's scope. Each inner step's minibatch is split across the replicas and its loss
+and gradient are summed over them before anything is updated, so the inner steps,
+L(theta(k)), grad L(theta(k)) and thus the accumulated trajectories are the global
+ones, identical on every replica; the meta update is then the same everywhere.
+Negatives are drawn for the global batch (`Negatives.attach`) before it is split.
 """
 from __future__ import annotations
 
@@ -35,8 +42,9 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfmeta import distribute
 from tfmeta.meta import leap
-from tfmeta.models.ranking import bpr_loss
+from tfmeta.models.ranking import bpr_losses
 
 
 class Scorer:
@@ -95,11 +103,15 @@ class Negatives:
         index = self.generator.uniform([n], 0, tf.size(self.items, tf.int64), tf.int64)
         return tf.gather(self.items, index)
 
+    def attach(self, batch: dict) -> dict:
+        """The batch with a negative item row per example (key "negative")."""
+        return dict(batch, negative=self.sample(tf.shape(batch["item"], tf.int64)[0]))
 
-def bpr_scores(scorer: Scorer, negatives: Negatives, batch: dict) -> tf.Tensor:
-    negative = negatives.sample(tf.shape(batch["item"], tf.int64)[0])
-    items = tf.stack([batch["item"], negative], axis=1)
-    return scorer(batch["user"], batch["history"], items, training=True)
+
+def bpr_example_losses(scorer: Scorer, batch: dict) -> tf.Tensor:
+    """BPR loss per example of a batch with its negatives attached."""
+    items = tf.stack([batch["item"], batch["negative"]], axis=1)
+    return bpr_losses(scorer(batch["user"], batch["history"], items, training=True))
 
 
 class LeapRec:
@@ -116,6 +128,7 @@ class LeapRec:
     def __init__(self, gtl: Optional[tf.keras.Model], otl: Optional[tf.keras.Model],
                  negatives: Negatives, meta: str = "leap", learning_rate: float = 1e-3,
                  meta_learning_rate: float = 1e-3):
+        self.distribution = tf.distribute.get_strategy()  # the scope it is created in
         self.parts = {name: m for name, m in (("gtl", gtl), ("otl", otl)) if m is not None}
         self.scorer = Scorer(list(self.parts.values()))
         self.negatives = negatives
@@ -153,14 +166,17 @@ class LeapRec:
 
     def time_step(self, batches: Sequence[dict]) -> float:
         """K inner steps on batches[0..K-1] (batches[K] gives the last step's L(k+1));
-        returns the mean inner loss."""
+        returns the mean inner loss. Batches are global: the negatives are drawn here
+        and each is split across the replicas."""
+        batches = [distribute.distribute_batch(self.distribution, self.negatives.attach(b))
+                   for b in batches]
         if "gtl" in self.parts:
             self._reset_optimizer("gtl")
             self.meta["gtl"].begin_task(self.theta["gtl"])  # theta <- phi
         if "otl" in self.parts:
             self.meta["otl"].begin_task()  # carried from the previous time step
         self._start(batches[0])
-        losses = [float(self.loss)]
+        losses = [float(self.loss.numpy())]
         for batch in batches[1:]:
             losses.append(float(self._step(batch)))
         return float(np.mean(losses[:-1]))
@@ -178,12 +194,10 @@ class LeapRec:
             v.assign(tf.zeros_like(v))
 
     def _loss_and_grads(self, batch):
-        variables = self._flat_theta()
-        with tf.GradientTape() as tape:
-            loss = bpr_loss(bpr_scores(self.scorer, self.negatives, batch))
-        grads = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v)
-                 for g, v in zip(tape.gradient(loss, variables), variables)]
-        return loss, grads
+        loss, grads = distribute.loss_and_gradients(
+            self.distribution, lambda b: bpr_example_losses(self.scorer, b),
+            self._flat_theta(), batch)
+        return loss, [tf.convert_to_tensor(g) for g in grads]
 
     def _start_task(self, batch) -> None:
         loss, grads = self._loss_and_grads(batch)

@@ -60,8 +60,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from tfmeta import distribute
 from tfmeta.meta.incremental import UpdateStrategy, clone, copy_weights
-from tfmeta.models.embedding_mlp import bce_loss
 
 
 class Transfer(tf.Module):
@@ -157,10 +157,10 @@ class SML(UpdateStrategy):
     # -- T's training
     def train_transfer(self, dataset: tf.data.Dataset) -> float:
         """Meta steps of T on the stored pair, one per batch; returns the mean loss."""
-        self.probe.set_known(int(self.model.known_users), int(self.model.known_items))
+        self.probe.set_known(int(self.model.known_users.numpy()), int(self.model.known_items.numpy()))
         total, batches = 0.0, 0
         for _ in range(self.meta_epochs):
-            for batch in dataset:
+            for batch in distribute.distribute_dataset(self.distribution, dataset):
                 total += float(self._meta_step(batch))
                 batches += 1
         return total / max(batches, 1)
@@ -172,9 +172,8 @@ class SML(UpdateStrategy):
         with tf.GradientTape() as tape:
             outputs = self.transfer(list(self.previous), list(self.fitted))
         copy_weights(outputs, self.probe.trainable_variables)
-        with tf.GradientTape() as probe_tape:
-            loss = bce_loss(self.probe(batch, training=True), batch["label"])
-        grads = probe_tape.gradient(loss, self.probe.trainable_variables)
+        loss, grads = distribute.loss_and_gradients(
+            self.distribution, self.probe_losses, self.probe.trainable_variables, batch)
         gradients = tape.gradient(outputs, variables,
                                   output_gradients=[tf.convert_to_tensor(g) for g in grads])
         return loss, gradients

@@ -82,7 +82,7 @@ class SPMF(UpdateStrategy):
     def update(self, source, i: int) -> float:
         records = self.read_period(source, i)
         tick = time.perf_counter()
-        wanted = min(math.ceil(self.replay_ratio * len(records)), int(self.size))
+        wanted = min(math.ceil(self.replay_ratio * len(records)), int(self.size.numpy()))
         replay = self.hardest(source, wanted)
         self.meta_seconds = time.perf_counter() - tick  # scoring the reservoir
         self.replayed = len(replay)
@@ -103,14 +103,14 @@ class SPMF(UpdateStrategy):
     # -- the reservoir
     def reservoir(self) -> np.ndarray:
         """The stored records (serialized tf.train.Examples), slot order."""
-        return self.records.numpy()[:int(self.size)]
+        return self.records.numpy()[:int(self.size.numpy())]
 
     def remember(self, records: np.ndarray) -> None:
         """Offers records (in stream order) to the reservoir (Algorithm R)."""
         records = np.asarray(records, dtype=object)
         if not len(records):
             return
-        seen, n = int(self.seen), len(records)
+        seen, n = int(self.seen.numpy()), len(records)
         t = seen + np.arange(n, dtype=np.int64)  # stream positions, 0-based
         draws = np.random.default_rng([self.seed, seen]).random(n)
         slots = np.where(t < self.capacity, t,
@@ -138,7 +138,7 @@ class SPMF(UpdateStrategy):
 
     def hardest(self, source, n: int) -> np.ndarray:
         """The n reservoir records with the highest loss, hardest first."""
-        if n <= 0 or not int(self.size):
+        if n <= 0 or not int(self.size.numpy()):
             return np.asarray([], dtype=object)
         losses = self.example_losses(source)
         order = np.argsort(-losses, kind="stable")[:n]

@@ -36,12 +36,16 @@ import tensorflow as tf
 KINDS = ("users", "items", "categories")
 
 
-def bce_loss(logits, labels) -> tf.Tensor:
-    """Mean sigmoid cross-entropy of logits [B] against 0/1 labels (int or float)."""
+def bce_losses(logits, labels) -> tf.Tensor:
+    """Sigmoid cross-entropy [B] of logits [B] against 0/1 labels (int or float)."""
     logits = tf.reshape(tf.convert_to_tensor(logits), [-1])
     labels = tf.reshape(tf.cast(labels, logits.dtype), [-1])
-    return tf.reduce_mean(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def bce_loss(logits, labels) -> tf.Tensor:
+    """Mean sigmoid cross-entropy of logits [B] against 0/1 labels (int or float)."""
+    return tf.reduce_mean(bce_losses(logits, labels))
 
 
 def _masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

@@ -34,11 +34,16 @@ from typing import Optional
 import tensorflow as tf
 
 
-def bpr_loss(scores: tf.Tensor) -> tf.Tensor:
-    """Bayesian personalised ranking: scores [B, 1 + n], the positive first; the mean
-    of -log sigmoid(positive - negative) over the n negatives and the batch."""
+def bpr_losses(scores: tf.Tensor) -> tf.Tensor:
+    """Bayesian personalised ranking per example: scores [B, 1 + n], the positive
+    first; [B], the mean of -log sigmoid(positive - negative) over the n negatives."""
     scores = tf.convert_to_tensor(scores)
-    return -tf.reduce_mean(tf.math.log_sigmoid(scores[:, :1] - scores[:, 1:]))
+    return -tf.reduce_mean(tf.math.log_sigmoid(scores[:, :1] - scores[:, 1:]), axis=1)
+
+
+def bpr_loss(scores: tf.Tensor) -> tf.Tensor:
+    """The mean of `bpr_losses` over the batch."""
+    return tf.reduce_mean(bpr_losses(scores))
 
 
 def glorot(seed: Optional[int], offset: int = 0) -> tf.keras.initializers.Initializer:

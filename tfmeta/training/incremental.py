@@ -14,6 +14,10 @@ uninterrupted run with the same seed.
                                 (scored on the next; `tfmeta export` reads it)
     RUN_DIR/checkpoints/        model + strategy state after the last completed period
     RUN_DIR/tensorboard/        scalars per period
+
+Under a `tf.distribute.Strategy` (`distribution`: a strategy or its name, see
+`tfmeta.distribute`) the model and the method's state are created in its scope and
+every period's batches are split across the replicas; the chief writes RUN_DIR.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfmeta import distribute
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
@@ -142,27 +147,33 @@ def load_served(run_dir: str, period: Optional[int] = None,
 
 def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                       resume: bool = False, export_to: Optional[str] = None,
-                      keep: Optional[int] = 5, validation_only: bool = False) -> dict:
+                      keep: Optional[int] = 5, validation_only: bool = False,
+                      distribution=None) -> dict:
     """Runs one method over protocol B periods; returns (and writes) metrics.json.
     export_to: an export root that gets each update period's served model as a new
     SavedModel version (tfmeta.export), keeping the `keep` newest. validation_only:
-    stop once the validation periods are scored (tuning: `test` is then NaN)."""
+    stop once the validation periods are scored (tuning: `test` is then NaN).
+    distribution: a tf.distribute.Strategy or its name (`tfmeta.distribute.STRATEGIES`);
+    default: TF's default strategy (no distribution)."""
+    distribution = distribute.from_name(distribution)  # first: see tfmeta.distribute
     data = PeriodDataset(periods_dir)
     if data.protocol != "b":
         raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
                          "incremental CTR methods need protocol B (--protocol b)")
     if len(data.periods) < 31:
         raise ValueError(f"protocol B needs 31 periods, {periods_dir} has {len(data.periods)}")
+    chief, out = distribute.is_chief(distribution), distribute.run_directory(distribution, out)
     progress_path = open_run_dir(out, resume)
     tf.keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
 
-    model = EmbeddingMLP.from_period_dataset(data, embedding_dim=options.embedding_dim)
-    serving_model = incremental.clone(model)
+    with distribution.scope():
+        model = EmbeddingMLP.from_period_dataset(data, embedding_dim=options.embedding_dim)
+        serving_model = incremental.clone(model)
+        strategy = make_strategy(model, options)
+        done = tf.Variable(0, dtype=tf.int64, name="completed_period")
     predict = predictor(serving_model)
-    strategy = make_strategy(model, options)
     source = Periods(data, options.batch_size, options.seed)
-    done = tf.Variable(0, dtype=tf.int64, name="completed_period")
     checkpoint = tf.train.Checkpoint(model=model, done=done, **strategy.checkpoint_items())
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), 1)
     history = tf.train.Checkpoint(model=model)
@@ -194,12 +205,12 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         manager.save()
         write_json(progress_path, state)
 
-    if int(done) < PRETRAIN[-1]:
+    if int(done.numpy()) < PRETRAIN[-1]:
         known_through(PRETRAIN[-1])
         loss = strategy.pretrain(source, PRETRAIN, options.pretrain_epochs)
         complete(PRETRAIN[-1], loss)
     last = VALIDATION[-1] - 1 if validation_only else UPDATES[-1]
-    bar = tqdm([i for i in UPDATES if int(done) < i <= last], desc=f"{options.method} periods",
+    bar = tqdm([i for i in UPDATES if int(done.numpy()) < i <= last], desc=f"{options.method} periods",
                disable=None)
     for i in bar:
         known_through(i)
@@ -209,9 +220,9 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                   "meta_seconds": getattr(strategy, "meta_seconds", 0.0),
                   "trace_seconds": getattr(strategy, "trace_seconds", 0.0)}
         incremental.copy_weights(strategy.serving_weights(), serving_model.trainable_variables)
-        serving_model.set_known(*[int(v) for v in (model.known_users, model.known_items)])
+        serving_model.set_known(*[int(v.numpy()) for v in (model.known_users, model.known_items)])
         served.write(os.path.join(out, SERVING, f"period-{i:03d}"))
-        if export_to:  # before the period completes: a resumed run never skips one
+        if export_to and chief:  # before the period completes: a resumed run never skips one
             from tfmeta.export import export_server
             from tfmeta.export.ctr import CtrServer
             export_server(lambda assets: CtrServer(serving_model, assets), export_to, keep)
@@ -230,6 +241,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                         "meta_seconds": r["meta_seconds"],
                         "trace_seconds": r.get("trace_seconds", 0.0)} for r in rows],
         "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
+        "distribution": distribute.describe(distribution),
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics

@@ -14,6 +14,10 @@ A run directory holds `metrics.json`, `progress.json`, checkpoints (one per phas
 saved after every epoch / iteration: `--resume` continues from there and ends with the
 metrics of an uninterrupted run) and TensorBoard scalars (loss per epoch, and per
 time step for the meta methods).
+
+Under a `tf.distribute.Strategy` (`distribution`, see `tfmeta.distribute`) each phase's
+models and training state are created in its scope and every minibatch is split across
+the replicas; the chief writes RUN_DIR.
 """
 from __future__ import annotations
 
@@ -27,11 +31,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfmeta import distribute
 from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
-from tfmeta.models.ranking import bpr_loss
 from tfmeta.training.rundir import open_run_dir, write_json
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
@@ -136,7 +140,8 @@ class Phase:
 
     def __init__(self, data: PeriodDataset, name: str, windows: tuple, options: RankingOptions,
                  out: str, timelines: inter.UserTimelines, columns: Optional[dict] = None,
-                 units: Optional[int] = None):
+                 units: Optional[int] = None,
+                 distribution: Optional[tf.distribute.Strategy] = None):
         self.data, self.name, self.options, self.timelines = data, name, options, timelines
         self.out = os.path.join(out, name)
         self.part = inter.load(data, windows, options.max_len, options.granularity, columns)
@@ -146,24 +151,28 @@ class Phase:
         self.meta = parse_method(options.method)[0]
         seed = options.seed * 1000 + (0 if name == "val" else 500)
         tf.keras.utils.set_random_seed(seed)
-        negatives = leaprec.Negatives(self.part.warm_items(), seed)
-        models = build_models(options, data, seed)
-        if self.meta:
-            self.learner = leaprec.LeapRec(models.get("gtl"), models.get("otl"), negatives,
-                                           self.meta, options.learning_rate,
-                                           options.meta_learning_rate)
-            self.scorer = self.learner.scorer
-            items = self.learner.checkpoint_items()
-            self.units = options.iterations if units is None else units
-        else:
-            self.scorer = leaprec.Scorer(list(models.values()))
-            self.negatives = negatives
-            self.optimizer = tf.keras.optimizers.Adam(options.learning_rate)
-            self.optimizer.build(self.scorer.trainable_variables)
-            self._train_step = tf.function(self._plain_step, reduce_retracing=True)
-            items = {"optimizer": self.optimizer, "negatives": negatives.generator}
-            self.units = options.epochs if units is None else units
-        self.done = tf.Variable(0, dtype=tf.int64)
+        self.distribution = distribution or tf.distribute.get_strategy()
+        with self.distribution.scope():
+            self.negatives = leaprec.Negatives(self.part.warm_items(), seed)
+            models = build_models(options, data, seed)
+            if self.meta:
+                self.learner = leaprec.LeapRec(models.get("gtl"), models.get("otl"),
+                                               self.negatives, self.meta,
+                                               options.learning_rate,
+                                               options.meta_learning_rate)
+                self.scorer = self.learner.scorer
+                items = self.learner.checkpoint_items()
+                self.units = options.iterations if units is None else units
+            else:
+                self.scorer = leaprec.Scorer(list(models.values()))
+                self.optimizer = tf.keras.optimizers.Adam(options.learning_rate)
+                self.optimizer.build(self.scorer.trainable_variables)
+                self._train_step = tf.function(
+                    lambda batch: distribute.run(self.distribution, self._plain_step, batch),
+                    reduce_retracing=True)
+                items = {"optimizer": self.optimizer, "negatives": self.negatives.generator}
+                self.units = options.epochs if units is None else units
+            self.done = tf.Variable(0, dtype=tf.int64)
         self.checkpoint = tf.train.Checkpoint(
             models=self.scorer.models, done=self.done, **items)
         self.manager = tf.train.CheckpointManager(self.checkpoint,
@@ -178,7 +187,7 @@ class Phase:
     def train(self, losses: list) -> None:
         """Runs the remaining epochs / iterations; appends each one's losses."""
         part = self.part
-        bar = tqdm(range(int(self.done), self.units), desc=f"{self.options.method} {self.name}",
+        bar = tqdm(range(int(self.done.numpy()), self.units), desc=f"{self.options.method} {self.name}",
                    unit="iteration" if self.meta else "epoch", disable=None)
         if not self.meta:  # plain models train on the whole graph throughout
             self.scorer.set_graph(part.users, part.items)
@@ -205,14 +214,15 @@ class Phase:
     def _epoch(self, rng) -> float:
         order = rng.permutation(len(self.part))
         size = self.options.batch_size
-        losses = [float(self._train_step(_batches(self.part, order[s:s + size])))
-                  for s in range(0, len(order), size)]
+        losses = [float(self._train_step(distribute.distribute_batch(
+            self.distribution, self.negatives.attach(_batches(self.part, order[s:s + size])))))
+            for s in range(0, len(order), size)]
         return float(np.mean(losses))
 
     def _plain_step(self, batch):
         variables = self.scorer.trainable_variables
         with tf.GradientTape() as tape:
-            loss = bpr_loss(leaprec.bpr_scores(self.scorer, self.negatives, batch))
+            loss = distribute.global_mean(leaprec.bpr_example_losses(self.scorer, batch))
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
@@ -220,7 +230,7 @@ class Phase:
         """One walk over the time steps in order; the mean inner loss of each. The last
         iteration also records the popular items' representations after every step."""
         part, k, size = self.part, self.options.inner_steps, self.options.batch_size
-        record = int(self.done) == self.units - 1
+        record = int(self.done.numpy()) == self.units - 1
         self.learner.begin_iteration()
         losses, shots = [], []
         items = self.popular_items() if record else None
@@ -294,14 +304,19 @@ def budget_record(state: dict, options: RankingOptions) -> dict:
 
 
 def train_ranking(periods_dir: str, out: str, options: RankingOptions,
-                  resume: bool = False, validation_only: bool = False) -> dict:
+                  resume: bool = False, validation_only: bool = False,
+                  distribution=None) -> dict:
     """Runs one protocol A method; returns (and writes) metrics.json. validation_only:
-    the val phase alone (tuning: metrics.json then has no `test`)."""
+    the val phase alone (tuning: metrics.json then has no `test`). distribution: a
+    tf.distribute.Strategy or its name (`tfmeta.distribute.STRATEGIES`); default: TF's
+    default strategy (no distribution)."""
+    distribution = distribute.from_name(distribution)  # first: see tfmeta.distribute
     data = PeriodDataset(periods_dir)
     if data.protocol != "a":
         raise ValueError(f"{periods_dir} holds protocol {data.protocol.upper()} periods; "
                          "ranking methods need protocol A (--protocol a)")
     parse_method(options.method)  # fail before any work
+    out = distribute.run_directory(distribution, out)
     progress_path = open_run_dir(out, resume)
     tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
     state = {"phases": {}, "seconds": 0.0}
@@ -320,11 +335,12 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
             else None
         units = (state["phases"]["val"]["chosen_units"]
                  if options.choose_budget and name == "test" else None)
-        phase = Phase(data, name, windows, options, out, timelines, everything, units)
+        phase = Phase(data, name, windows, options, out, timelines, everything, units,
+                      distribution)
         phase.restore()
-        del record["losses"][int(phase.done):]  # losses of units the checkpoint holds
+        del record["losses"][int(phase.done.numpy()):]  # losses of units the checkpoint holds
         if curve is not None:
-            del curve[int(phase.done):]
+            del curve[int(phase.done.numpy()):]
         for _ in phase.train(record["losses"]):
             if curve is not None:
                 phase.score_curve(curve)
@@ -347,6 +363,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
                             for n, _ in phases},
                "options": dataclasses.asdict(options),
                **({"budget": budget_record(state, options)} if options.choose_budget else {}),
-               "periods": os.path.abspath(periods_dir)}
+               "periods": os.path.abspath(periods_dir),
+               "distribution": distribute.describe(distribution)}
     write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
