@@ -118,9 +118,13 @@ def loss_and_gradients(strategy: tf.distribute.Strategy, loss_fn: Callable,
     def local(*replica_args):
         with tf.GradientTape() as tape:
             loss = global_mean(loss_fn(*replica_args))
-        grads = tape.gradient(loss, variables)
-        return loss, [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-    return run(strategy, local, *args)
+        grads = [tf.zeros_like(v) if g is None else g
+                 for g, v in zip(tape.gradient(loss, variables), variables)]
+        # Summed here, in replica context: unlike Strategy.reduce, this also sums
+        # IndexedSlices across workers (as Keras optimizers do).
+        return tf.distribute.get_replica_context().all_reduce(SUM, (loss, grads))
+    summed = strategy.run(local, args)
+    return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], summed)
 
 
 def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
@@ -158,7 +162,15 @@ def describe(strategy: Optional[tf.distribute.Strategy] = None) -> dict:
     strategy = strategy or tf.distribute.get_strategy()
     task_type, task_id = task(strategy)
     cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    return {"strategy": type(strategy).__name__,
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "multi-worker"
+    elif isinstance(strategy, tf.distribute.MirroredStrategy):
+        name = "mirrored"
+    elif not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy():
+        name = "default"
+    else:
+        name = type(strategy).__name__
+    return {"strategy": name,
             "replicas": int(strategy.num_replicas_in_sync),
             "workers": sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
             if task_type else 1}
