@@ -40,21 +40,37 @@ def test_strategies_by_name(monkeypatch):
         distribute.from_name("tpu")
 
 
+def _check(*args, workers: int = 0) -> list:
+    """Runs tests/replicas_check.py ARGS in one process, or in `workers` processes of a
+    localhost cluster; the stdout of each."""
+    return _processes([sys.executable, os.path.join(ROOT, "tests", "replicas_check.py"),
+                       *map(str, args)], workers)
+
+
 def test_two_replicas_train_like_one(tmp_path, small_periods, ranking_periods):
     """Every protocol B update method and the protocol A loops (plain epoch, LeapRec
     and FOMAML iterations) under MirroredStrategy over two logical CPUs, against the
-    default strategy (tests/replicas_check.py, in its own process)."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "replicas_check.py"), small_periods,
-         ranking_periods, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    differences = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(differences) >= {"iu", "bu-3", "incctr", "spmf", "sml", "asmg-gru-multi",
+    default strategy."""
+    output = _check("mirrored", small_periods, ranking_periods, tmp_path)[0]
+    differences = json.loads(output.strip().splitlines()[-1])
+    assert set(differences) == {"iu", "bu-3", "incctr", "spmf", "sml", "asmg-gru-multi",
                                 "asmg-linear", "mf", "leaprec+lightgcn", "fomaml+mf"}
     for method, difference in differences.items():
         limit = SML_TOLERANCE if method == "sml" else TOLERANCE
         assert difference <= limit, (method, difference)
+
+
+def test_two_workers_train_like_one_process(tmp_path, small_periods, ranking_periods):
+    """Embedding&MLP periods with the ASMG generator, then one LeapRec(+LightGCN)
+    iteration, in 2 worker processes (MultiWorkerMirroredStrategy, TF_CONFIG on
+    loopback ports): the chief's parameters equal a single process's within 1e-5."""
+    _check("default", small_periods, ranking_periods, tmp_path / "one", tmp_path / "one.npz")
+    _check("multi-worker", small_periods, ranking_periods, tmp_path / "two",
+           tmp_path / "two.npz", workers=2)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert len(one.files) == len(two.files) > 10
+    for key in one.files:
+        np.testing.assert_allclose(two[key], one[key], atol=TOLERANCE, err_msg=key)
 
 
 def _free_ports(n: int) -> list:
@@ -67,59 +83,47 @@ def _free_ports(n: int) -> list:
     return ports
 
 
-def _train(args: list, out, workers: int = 0) -> dict:
-    """`tfmeta train ARGS --out OUT` in one process, or in `workers` processes of a
-    localhost cluster (TF_CONFIG on loopback ports); the chief's metrics.json."""
-    command = [sys.executable, "-m", "tfmeta.cli", "train", *args, "--out", str(out)]
+def _processes(command: list, workers: int) -> list:
+    """Runs `command` in one process, or in `workers` processes of a localhost cluster
+    (TF_CONFIG on loopback ports); the output of each, all having exited with 0."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    if not workers:
-        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True,
-                       timeout=900)
-    else:
+    configs = [None]
+    if workers:
         cluster = {"worker": [f"localhost:{p}" for p in _free_ports(workers)]}
-        processes = [subprocess.Popen(
-            command + ["--distribute", "multi-worker"], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-            env=dict(env, TF_CONFIG=json.dumps({"cluster": cluster,
-                                                "task": {"type": "worker", "index": i}})))
-            for i in range(workers)]
-        try:
-            outputs = [p.communicate(timeout=900)[0] for p in processes]
-        finally:
-            for p in processes:
-                p.kill()
-        for p, output in zip(processes, outputs):
-            assert p.returncode == 0, output[-3000:]
+        configs = [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+                   for i in range(workers)]
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env=dict(env, TF_CONFIG=c) if c else env)
+                 for c in configs]
+    try:
+        outputs = [p.communicate(timeout=900) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    for p, (_, errors) in zip(processes, outputs):
+        assert p.returncode == 0, errors[-3000:]
+    return [out for out, _ in outputs]
+
+
+def _train(args: list, out, workers: int = 0) -> dict:
+    """`tfmeta train ARGS --out OUT` (with `--distribute multi-worker` in a cluster of
+    `workers`); the chief's metrics.json."""
+    command = [sys.executable, "-m", "tfmeta.cli", "train", *args, "--out", str(out)]
+    _processes(command + (["--distribute", "multi-worker"] if workers else []), workers)
     with open(os.path.join(out, "metrics.json")) as f:
         return json.load(f)
 
 
-def test_two_workers_train_an_asmg_run_like_one_process(tmp_path, small_periods):
-    """Embedding&MLP periods with the ASMG generator across 2 worker processes: the
-    chief's per-period AUC / LogLoss equal a single process's within 1e-4."""
-    args = ["--periods", small_periods, "--method", "asmg-gru-multi", "--seed", "2",
-            "--batch-size", "100"]
-    one = _train(args, tmp_path / "one")
-    two = _train(args, tmp_path / "two", workers=2)
-    assert two["distribution"] == {"strategy": "multi-worker",
-                                   "replicas": 2, "workers": 2}
-    assert [r["period"] for r in two["per_period"]] == [r["period"] for r in one["per_period"]]
-    for key in ("auc", "logloss"):
-        np.testing.assert_allclose([r[key] for r in two["per_period"]],
-                                   [r[key] for r in one["per_period"]], atol=1e-4)
-    # Only the chief writes the run; the other worker keeps its checkpoints aside.
-    assert (tmp_path / "two" / "workers" / "worker-1" / "checkpoints").is_dir()
-    assert not (tmp_path / "two" / "workers" / "worker-0").exists()
-
-
-def test_two_workers_train_a_leaprec_iteration_like_one_process(tmp_path, ranking_periods):
-    """One LeapRec iteration per phase across 2 worker processes: the chief's figures
-    equal a single process's within 1e-4 (its losses within 1e-5)."""
+def test_the_command_trains_on_two_workers(tmp_path, ranking_periods):
+    """`tfmeta train --distribute multi-worker` in 2 processes, one LeapRec iteration
+    per phase: the chief writes the run (figures within 1e-4 of a single process's,
+    losses within 1e-5); the other worker keeps its checkpoints aside."""
     args = ["--periods", ranking_periods, "--method", "leaprec+mf", "--iterations", "1",
             "--inner-steps", "2", "--gtl-dim", "16", "--otl-dim", "8", "--batch-size", "300"]
     one = _train(args, tmp_path / "one")
     two = _train(args, tmp_path / "two", workers=2)
-    assert two["distribution"]["workers"] == 2
+    assert two["distribution"] == {"strategy": "multi-worker", "replicas": 2, "workers": 2}
     assert one["distribution"] == {"strategy": "default", "replicas": 1, "workers": 1}
     for phase in ("val", "test"):
         np.testing.assert_allclose(two["training"][phase]["losses"],
@@ -127,3 +131,9 @@ def test_two_workers_train_a_leaprec_iteration_like_one_process(tmp_path, rankin
         for kind in ("sampled", "full"):
             for metric, value in one[phase][kind].items():
                 assert two[phase][kind][metric] == pytest.approx(value, abs=1e-4), metric
+    assert (tmp_path / "two" / "workers" / "worker-1" / "test" / "checkpoints").is_dir()
+    assert not (tmp_path / "two" / "workers" / "worker-0").exists()
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))
