@@ -148,7 +148,7 @@ def _tune(args) -> int:
     fixed = json_module.loads(args.fixed) if args.fixed else None
     result = tune(args.periods, args.method, args.out, tuner=args.tuner,
                   max_trials=args.max_trials, space=load_space(args.space), seed=args.seed,
-                  max_budget=args.max_budget, fixed=fixed)
+                  max_budget=args.max_budget, fixed=fixed, distribution=args.distribute)
     best, final = result["best"], result["final"]
     name = result["objective"]["name"]
     print(f"{len(result['trials'])} trials; best {name} {best['objective']:.4f} with "
@@ -345,6 +345,9 @@ def make_parser() -> argparse.ArgumentParser:
     tuning.add_argument("--fixed", help="JSON options every trial uses, e.g. "
                                         "'{\"epochs\": 5}'")
     tuning.add_argument("--seed", type=int, default=0)
+    tuning.add_argument("--distribute", default="default", choices=["default", "mirrored"],
+                        help="tf.distribute strategy of every trial: mirrored (this "
+                             "machine's GPUs); default: none")
     tuning.set_defaults(run=_tune)
 
     report = commands.add_parser(

@@ -104,11 +104,11 @@ class ASMG(UpdateStrategy):
     def update(self, source, i: int) -> float:
         loss = super().update(source, i)  # the base model: theta_i
         self.meta_seconds = self.trace_seconds = 0.0
-        if int(self.filled.numpy()):
+        if self._filled():
             for _ in range(self.meta_epochs):
                 self._train_generator(source, i)
             tick = time.perf_counter()
-            if int(self.filled.numpy()) == len(self.slots) and self.variant not in ("full", "zero"):
+            if self._filled() == len(self.slots) and self.variant not in ("full", "zero"):
                 self._advance_state()
             self.meta_seconds += time.perf_counter() - tick
         self._push(self.model.trainable_variables)
@@ -125,8 +125,11 @@ class ASMG(UpdateStrategy):
         return items
 
     # -- internals
+    def _filled(self) -> int:
+        return int(self.filled.numpy())  # .numpy(): int() refuses a MirroredVariable
+
     def _sequence(self) -> list:
-        return [list(slot) for slot in self.slots[:int(self.filled.numpy())]]
+        return [list(slot) for slot in self.slots[:self._filled()]]
 
     def _start_state(self) -> list:
         if self.variant in ("full", "zero"):
@@ -135,7 +138,7 @@ class ASMG(UpdateStrategy):
 
     def _push(self, values) -> None:
         """Appends a snapshot; a full window drops its oldest."""
-        n = int(self.filled.numpy())
+        n = self._filled()
         if n == len(self.slots):
             for older, newer in zip(self.slots, self.slots[1:]):
                 copy_weights(newer, older)
@@ -152,7 +155,7 @@ class ASMG(UpdateStrategy):
     def _train_generator(self, source, i: int) -> None:
         """One pass over period i: each window output is scored on the period after its
         input (the last one on period i) and the generator follows the weighted loss."""
-        steps = int(self.filled.numpy())
+        steps = self._filled()
         weights = step_weights(self.variant, steps)
         targets = [i - steps + 1 + s for s in range(steps)]
         active = [s for s in range(steps) if weights[s] > 0]

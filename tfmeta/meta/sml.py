@@ -157,7 +157,7 @@ class SML(UpdateStrategy):
     # -- T's training
     def train_transfer(self, dataset: tf.data.Dataset) -> float:
         """Meta steps of T on the stored pair, one per batch; returns the mean loss."""
-        self.probe.set_known(int(self.model.known_users.numpy()), int(self.model.known_items.numpy()))
+        self.probe.set_known(self.model.known_users.value(), self.model.known_items.value())
         total, batches = 0.0, 0
         for _ in range(self.meta_epochs):
             for batch in distribute.distribute_dataset(self.distribution, dataset):

@@ -210,7 +210,8 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         loss = strategy.pretrain(source, PRETRAIN, options.pretrain_epochs)
         complete(PRETRAIN[-1], loss)
     last = VALIDATION[-1] - 1 if validation_only else UPDATES[-1]
-    bar = tqdm([i for i in UPDATES if int(done.numpy()) < i <= last], desc=f"{options.method} periods",
+    completed = int(done.numpy())
+    bar = tqdm([i for i in UPDATES if completed < i <= last], desc=f"{options.method} periods",
                disable=None)
     for i in bar:
         known_through(i)

@@ -182,12 +182,14 @@ class Phase:
     # -- training
     def restore(self) -> None:
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint).assert_existing_objects_matched()
 
     def train(self, losses: list) -> None:
         """Runs the remaining epochs / iterations; appends each one's losses."""
         part = self.part
-        bar = tqdm(range(int(self.done.numpy()), self.units), desc=f"{self.options.method} {self.name}",
+        bar = tqdm(range(int(self.done.numpy()), self.units),
+                   desc=f"{self.options.method} {self.name}",
                    unit="iteration" if self.meta else "epoch", disable=None)
         if not self.meta:  # plain models train on the whole graph throughout
             self.scorer.set_graph(part.users, part.items)

@@ -57,10 +57,11 @@ class MethodTuner(kt.engine.base_tuner.BaseTuner):
     """Runs a tfmeta method per trial; the objective is its validation figure."""
 
     def __init__(self, oracle, periods_dir: str, protocol: str, fixed: dict, budget: str,
-                 **kwargs):
+                 distribution=None, **kwargs):
         super().__init__(oracle=oracle, **kwargs)
         self.periods_dir, self.protocol, self.fixed, self.budget = (
             periods_dir, protocol, fixed, budget)
+        self.distribution = distribution
         self.model_args = model_arguments(fixed["method"], protocol)
 
     def options(self, values: dict):
@@ -76,7 +77,7 @@ class MethodTuner(kt.engine.base_tuner.BaseTuner):
         _, train, objective = _family(self.protocol)
         out = os.path.join(self.get_trial_dir(trial.trial_id), "run")
         metrics = train(self.periods_dir, out, self.options(trial.hyperparameters.values),
-                        resume=True, validation_only=True)
+                        resume=True, validation_only=True, distribution=self.distribution)
         return {OBJECTIVES[self.protocol][0]: float(objective(metrics))}
 
     # No Keras model is built, so there is nothing to save or load per trial.
@@ -101,10 +102,18 @@ def _oracle(tuner: str, objective, max_trials: int, max_budget: int, seed: int, 
 
 def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
          max_trials: int = 10, space: Optional[dict] = None, seed: int = 0,
-         max_budget: Optional[int] = None, fixed: Optional[dict] = None) -> dict:
+         max_budget: Optional[int] = None, fixed: Optional[dict] = None,
+         distribution=None) -> dict:
     """Searches `space` (default: the papers' grid, tfmeta.tuning.space) for `method`
     on the validation window / periods, then trains the best configuration and scores
-    it on the test window / periods. Returns (and writes) OUT/tuning.json."""
+    it on the test window / periods. Returns (and writes) OUT/tuning.json.
+    distribution: the tf.distribute.Strategy (or its name) every trial trains under;
+    one process (a MirroredStrategy over its GPUs), not a multi-worker cluster."""
+    from tfmeta import distribute
+    distribution = distribute.from_name(distribution)
+    if distribute.task(distribution)[0] is not None:
+        raise ValueError("tfmeta tune runs in one process: use --distribute mirrored, or "
+                         "tune on one worker")
     protocol = PeriodDataset(periods_dir).protocol
     options_class, train, _ = _family(protocol)
     space = dict(space or default_space(method, protocol))
@@ -123,8 +132,8 @@ def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
     name, description = OBJECTIVES[protocol]
     search = MethodTuner(
         _oracle(tuner, kt.Objective(name, "max"), max_trials, max_budget, seed, hp),
-        periods_dir, protocol, fixed, budget, directory=out, project_name="search",
-        overwrite=False)
+        periods_dir, protocol, fixed, budget, distribution, directory=out,
+        project_name="search", overwrite=False)
     search.search()
     trials = []
     for trial in sorted(search.oracle.trials.values(), key=lambda t: int(t.trial_id)):
@@ -135,7 +144,8 @@ def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
                        "objective": trial.score, "seconds": seconds})
     best = search.oracle.get_best_trials(1)[0]
     best_options = search.options(best.hyperparameters.values)
-    final = train(periods_dir, os.path.join(out, "best"), best_options, resume=True)
+    final = train(periods_dir, os.path.join(out, "best"), best_options, resume=True,
+                  distribution=distribution)
     result = {"method": method, "protocol": protocol, "periods": os.path.abspath(periods_dir),
               "tuner": tuner, "objective": {"name": name, "description": description,
                                             "direction": "max"},
