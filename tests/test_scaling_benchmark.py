@@ -130,3 +130,7 @@ def test_growth_verdicts():
             if g["cost"] == "epoch_seconds"]
     assert [round(g["exponent"], 2) for g in rows] == [2.0, 0.95]
     assert [g["linear_or_better"] for g in rows] == [False, True]
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__]))
