@@ -1,7 +1,7 @@
 """Synthetic interaction logs of any size with the temporal structure of a real dataset.
 
     python -m benchmarks.synthetic --rows 1000000 --out runs/scaling/data/rows-1000000.csv
-    python -m benchmarks.synthetic --rows 3000 --out /tmp/x.csv --source yelp-a --seed 1
+    python -m benchmarks.synthetic --rows 3000 --out runs/x.csv --source yelp-a --seed 1
 
 The generator is fitted on a registered implicit-feedback dataset (default yelp-a, read
 through `tfmeta.data.registry.fetch`) and writes `user,item,ts` CSV rows (UTC seconds)

@@ -105,7 +105,10 @@ def test_benchmark_writes_every_step_for_two_sizes(shared_data_dir, tmp_path, mo
         assert steps["leaprec"]["time_steps"] == 10  # Jan .. Oct 2019
         assert steps["export-ctr"]["export_bytes"] > steps["export-ctr"]["parameter_bytes"]
         assert steps["export-leaprec"]["export_bytes"] > 0
-        assert set(steps["epoch-profile"]["ms_per_step"]) == {"adam", "sgd"}
+        profile = steps["epoch-profile"]["ms_per_step"]
+        assert set(profile) == {"adam", "keras_sgd", "rowwise_sgd"}
+        assert all(v["cpu"] > 0 for parts in profile.values() for v in parts.values())
+        assert steps["epoch-profile"]["input_only"]["batches"] == steps["epoch"]["batches"]
     costs = {g["cost"] for g in report["growth"]}
     assert costs == {key for key, *_ in scaling.COSTS}
     # Exports hold the embedding tables: more ids, more bytes.
@@ -113,6 +116,7 @@ def test_benchmark_writes_every_step_for_two_sizes(shared_data_dir, tmp_path, mo
     assert large > small
     text = (results / "scaling.md").read_text()
     assert "## Growth" in text and "| 6,000 |" in text
+    assert "EmbeddingMLP epoch" in text.split("## Where growth is not linear")[1]
     assert (results / "scaling.png").stat().st_size > 0
     # The runs folder is resumable: a second invocation without --resume refuses...
     with pytest.raises(SystemExit):
