@@ -52,12 +52,12 @@ def test_time_span_volume_shape_and_drift(fitted, tmp_path):
     # month are mostly different ones.
     first = frame[month == month.min()]["item"].value_counts().index[:20]
     last = frame[month == month.max() - 1]["item"].value_counts().index[:20]
-    assert len(set(first) & set(last)) <= 8
+    assert len(set(first) & set(last)) <= 6  # 4 here; 9 with items alive all year
     # Items are born over the span, not all at the start (yelp-a: 4.5% of the items
     # first appear in the second half of the rows, 16% after the first quarter).
     born = frame.groupby("item")["ts"].min()
     assert (born > np.quantile(fitted.sorted_ts, 0.5)).mean() > 0.03
-    assert (born > np.quantile(fitted.sorted_ts, 0.25)).mean() > 0.1
+    assert (born > np.quantile(fitted.sorted_ts, 0.25)).mean() > 0.2  # 0.11 if not
 
 
 def test_heavy_tails_and_user_spans(fitted, tmp_path):
