@@ -106,7 +106,7 @@ def test_benchmark_writes_every_step_for_two_sizes(shared_data_dir, tmp_path, mo
         assert steps["export-ctr"]["export_bytes"] > steps["export-ctr"]["parameter_bytes"]
         assert steps["export-leaprec"]["export_bytes"] > 0
         profile = steps["epoch-profile"]["ms_per_step"]
-        assert set(profile) == {"adam", "keras_sgd", "rowwise_sgd"}
+        assert set(profile) == {"adam", "keras_sgd", "lazy_adam"}
         assert all(v["cpu"] > 0 for parts in profile.values() for v in parts.values())
         assert steps["epoch-profile"]["input_only"]["batches"] == steps["epoch"]["batches"]
     costs = {g["cost"] for g in report["growth"]}

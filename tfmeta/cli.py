@@ -96,7 +96,7 @@ def _train(args) -> int:
     distribution = distribute.from_name(args.distribute)
     from tfmeta.data.periods import PeriodDataset
     common = ("seed", "epochs", "batch_size", "learning_rate", "embedding_dim",
-              "meta_learning_rate")
+              "meta_learning_rate", "optimizer")
     if PeriodDataset(args.periods).protocol == "a":
         from tfmeta.training.ranking import RankingOptions, train_ranking
         options = RankingOptions(method=args.method, **_given(args, common + (
@@ -287,6 +287,10 @@ def make_parser() -> argparse.ArgumentParser:
     both.add_argument("--batch-size", type=int, help="default 256 (B), 1024 (A)")
     both.add_argument("--learning-rate", type=float, help="Adam, default 1e-3")
     both.add_argument("--embedding-dim", type=int, help="default 8 (B), 64 (A)")
+    both.add_argument("--optimizer", choices=["adam", "lazy-adam"],
+                      help="the base / plain model's optimizer (default adam); lazy-adam "
+                           "updates only the embedding rows a batch reads: a step then "
+                           "does not grow with the number of ids")
     both.add_argument("--meta-learning-rate", type=float,
                       help="ASMG's generator / SML's transfer / LeapRec's meta Adam, "
                            "default 1e-3")

@@ -23,7 +23,7 @@ from typing import Iterable, Optional, Protocol, Sequence
 
 import tensorflow as tf
 
-from tfmeta import distribute
+from tfmeta import distribute, optimizers
 from tfmeta.models.embedding_mlp import bce_losses
 
 
@@ -51,11 +51,12 @@ class UpdateStrategy:
 
     name = "iu"
 
-    def __init__(self, model: tf.keras.Model, learning_rate: float = 1e-3, epochs: int = 1):
+    def __init__(self, model: tf.keras.Model, learning_rate: float = 1e-3, epochs: int = 1,
+                 optimizer: str = "adam"):
         self.model = model
         self.epochs = epochs
         self.distribution = tf.distribute.get_strategy()  # the scope it is created in
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate)
+        self.optimizer = optimizers.make(optimizer, learning_rate)  # tfmeta.optimizers
         # Slots exist before a checkpoint is restored into them, and before tracing.
         self.optimizer.build(model.trainable_variables)
         self._train_step = tf.function(lambda batch: distribute.run(self.distribution, self._step,

@@ -59,11 +59,13 @@ class IncrementalOptions:
     hidden_size: int = 4          # ASMG-GRU: hidden units per coordinate
     meta_learning_rate: float = 1e-3
     spmf_capacity: int = 10_000   # SPMF: examples in the reservoir
+    optimizer: str = "adam"       # the base model's: adam, lazy-adam (tfmeta.optimizers)
 
 
 def make_strategy(model, options: IncrementalOptions):
     """A strategy object from its METHOD name (`iu`, `bu-3`, `incctr`, ...)."""
-    common = dict(learning_rate=options.learning_rate, epochs=options.epochs)
+    common = dict(learning_rate=options.learning_rate, epochs=options.epochs,
+                  optimizer=options.optimizer)
     method = options.method
     if method == "iu":
         return incremental.UpdateStrategy(model, **common)

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfmeta import distribute
+from tfmeta import distribute, optimizers
 from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
@@ -67,6 +67,9 @@ class RankingOptions:
     # The model's own constructor arguments (e.g. {"num_layers": 3, "dropout": 0.5};
     # see tfmeta.models), the same for GTL and OTL.
     model_options: dict = dataclasses.field(default_factory=dict)
+    # Plain models' optimizer: adam, or lazy-adam (tfmeta.optimizers: updates only the
+    # embedding rows a batch reads). LeapRec's inner steps use Adam on dense gradients.
+    optimizer: str = "adam"
 
 
 def parse_method(method: str) -> tuple:
@@ -165,7 +168,7 @@ class Phase:
                 self.units = options.iterations if units is None else units
             else:
                 self.scorer = leaprec.Scorer(list(models.values()))
-                self.optimizer = tf.keras.optimizers.Adam(options.learning_rate)
+                self.optimizer = optimizers.make(options.optimizer, options.learning_rate)
                 self.optimizer.build(self.scorer.trainable_variables)
                 self._train_step = tf.function(
                     lambda batch: distribute.run(self.distribution, self._plain_step, batch),
