@@ -94,3 +94,53 @@ def write_results(results_dir: str, prefix: str, data: dict, markdown: str) -> t
             f.write(text)
         os.replace(f"{path}.tmp", path)
     return paths
+
+
+class PeakRss:
+    """Samples the RSS of this process plus its children in a background thread:
+    `with PeakRss() as rss: ...` then rss.peak, rss.baseline (bytes), rss.samples."""
+
+    def __init__(self, interval: float = 0.05):
+        import threading
+
+        import psutil
+        self.interval = interval
+        self.process = psutil.Process()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def rss(self) -> int:
+        import psutil
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass  # it ended between listing and reading
+        return total
+
+    def _sample(self) -> None:
+        self.peak = max(self.peak, self.rss())
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self.baseline = self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return False
+
+
+def cpu_seconds(process) -> float:
+    """CPU seconds of a psutil.Process and its waited-for children."""
+    t = process.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system

@@ -37,7 +37,6 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import psutil  # noqa: E402
@@ -67,50 +66,6 @@ MIB = 1 << 20
 
 # ------------------------------------------------------------------ in the child process
 
-class PeakRss:
-    """Samples the RSS of this process plus its children in a background thread."""
-
-    def __init__(self, interval: float = SAMPLE_SECONDS):
-        self.interval = interval
-        self.process = psutil.Process()
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
-
-    def rss(self) -> int:
-        total = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass  # it ended between listing and reading
-        return total
-
-    def _sample(self) -> None:
-        self.peak = max(self.peak, self.rss())
-        self.samples += 1
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self):
-        self.baseline = self.peak = self.rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        return False
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    t = process.cpu_times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def measure_build(implementation: str, dataset: str) -> dict:
     """One build in this (fresh) process; returns its figures and manifest summary."""
     # Everything either build imports, loaded before the clock starts.
@@ -130,8 +85,8 @@ def measure_build(implementation: str, dataset: str) -> dict:
     process = psutil.Process()
     try:
         load_before = os.getloadavg()
-        cpu_before = _cpu_seconds(process)
-        with PeakRss() as rss:
+        cpu_before = machine_info.cpu_seconds(process)
+        with machine_info.PeakRss(SAMPLE_SECONDS) as rss:
             started = time.perf_counter()
             if implementation == "beam":
                 result = build_periods(options, runner="in-process")
@@ -140,7 +95,7 @@ def measure_build(implementation: str, dataset: str) -> dict:
             else:
                 raise ValueError(f"unknown implementation {implementation!r}")
             seconds = time.perf_counter() - started
-        cpu = _cpu_seconds(process) - cpu_before
+        cpu = machine_info.cpu_seconds(process) - cpu_before
         load_after = os.getloadavg()
         periods = [{"name": p["name"], "rows": p["rows"], "positives": p.get("positives"),
                     "bytes": sum(os.path.getsize(os.path.join(options.out, f))

@@ -51,7 +51,6 @@ import math  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import psutil  # noqa: E402
@@ -110,42 +109,21 @@ class Measure:
     of the code inside `with Measure() as m:`."""
 
     def __init__(self, interval: float = SAMPLE_SECONDS):
-        self.interval = interval
         self.process = psutil.Process()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
-
-    def rss(self) -> int:
-        total = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _cpu(self) -> float:
-        t = self.process.cpu_times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.rss())
+        self.memory = machine_info.PeakRss(interval)
 
     def __enter__(self):
-        self.baseline = self.peak = self.rss()
         self.load_before = os.getloadavg()
-        self.cpu0 = self._cpu()
-        self._thread.start()
+        self.cpu0 = machine_info.cpu_seconds(self.process)
+        self.memory.__enter__()
         self.started = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.started
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss())
-        self.cpu_seconds = self._cpu() - self.cpu0
+        self.memory.__exit__(*exc)
+        self.peak, self.baseline = self.memory.peak, self.memory.baseline
+        self.cpu_seconds = machine_info.cpu_seconds(self.process) - self.cpu0
         self.load_after = os.getloadavg()
         return False
 
