@@ -16,7 +16,9 @@ from the repository root), so that its peak memory is its own:
                     before it validation, --cut / --val-months from the data's span)
     epoch           one epoch of EmbeddingMLP (the protocol B driver's defaults: 8 dims,
                     batch 256, Adam 1e-3, op determinism) over all 31 periods with
-                    tfmeta.meta.incremental.UpdateStrategy.fit; checkpoint for export
+                    tfmeta.meta.incremental.UpdateStrategy.fit
+    epoch-lazy-adam the same epoch with `--optimizer lazy-adam` (tfmeta.optimizers.
+                    LazyAdam, for tables of millions of ids); checkpoint for export
     epoch-profile   where an Embedding&MLP step's time goes (forward + backward vs the
                     optimizer's update, Adam vs SGD) on 50 batches held in memory
     leaprec         protocol A, method leaprec at the driver's defaults except
@@ -46,6 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
@@ -62,12 +65,13 @@ RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
 RUNS_DIR = os.path.join("runs", "scaling")        # relative to the repository root
 DEFAULT_ROWS = (100_000, 1_000_000, 10_000_000)
 QUICK_ROWS = (20_000, 50_000)
-STEPS = ("generate", "pipeline-b", "pipeline-a", "epoch", "epoch-profile", "leaprec",
-         "export-ctr", "export-leaprec")
+STEPS = ("generate", "pipeline-b", "pipeline-a", "epoch", "epoch-lazy-adam", "epoch-profile",
+         "leaprec", "export-ctr", "export-leaprec")
 # Steps a step needs first (its inputs).
 NEEDS = {"pipeline-b": ("generate",), "pipeline-a": ("generate",), "epoch": ("pipeline-b",),
+         "epoch-lazy-adam": ("pipeline-b",),
          "epoch-profile": ("pipeline-b",), "leaprec": ("pipeline-a",),
-         "export-ctr": ("epoch",), "export-leaprec": ("leaprec",)}
+         "export-ctr": ("epoch-lazy-adam",), "export-leaprec": ("leaprec",)}
 SEED = 0
 CTR_BATCH = 256            # IncrementalOptions.batch_size
 PROFILE_BATCHES = 50
@@ -87,6 +91,10 @@ COSTS = (
     ("pipeline_a_peak_rss", "pipeline A peak RSS MiB", "pipeline-a", "peak_rss_bytes", "B"),
     ("epoch_seconds", "EmbeddingMLP epoch wall s", "epoch", "seconds", "s"),
     ("epoch_peak_rss", "EmbeddingMLP epoch peak RSS MiB", "epoch", "peak_rss_bytes", "B"),
+    ("epoch_lazy_seconds", "EmbeddingMLP epoch (lazy-adam) wall s", "epoch-lazy-adam",
+     "seconds", "s"),
+    ("epoch_lazy_peak_rss", "EmbeddingMLP epoch (lazy-adam) peak RSS MiB", "epoch-lazy-adam",
+     "peak_rss_bytes", "B"),
     ("leaprec_iteration_seconds", "LeapRec iteration wall s", "leaprec", "seconds", "s"),
     ("leaprec_warm_iteration_seconds", "LeapRec 2nd iteration (traced) wall s", "leaprec",
      "warm_iteration_seconds", "s"),
@@ -95,6 +103,8 @@ COSTS = (
     ("pipeline_b_cpu_seconds", "pipeline B CPU s", "pipeline-b", "cpu_seconds", "s"),
     ("pipeline_a_cpu_seconds", "pipeline A CPU s", "pipeline-a", "cpu_seconds", "s"),
     ("epoch_cpu_seconds", "EmbeddingMLP epoch CPU s", "epoch", "cpu_seconds", "s"),
+    ("epoch_lazy_cpu_seconds", "EmbeddingMLP epoch (lazy-adam) CPU s", "epoch-lazy-adam",
+     "cpu_seconds", "s"),
     ("leaprec_iteration_cpu_seconds", "LeapRec iteration CPU s", "leaprec", "cpu_seconds",
      "s"),
     ("export_ctr_bytes", "EmbeddingMLP export bytes", "export-ctr", "export_bytes", "B"),
@@ -144,7 +154,8 @@ def _paths(size_dir: str) -> dict:
     return {"csv": os.path.join(size_dir, "data.csv"),
             "b": os.path.join(size_dir, "periods-b"),
             "a": os.path.join(size_dir, "periods-a"),
-            "ctr_checkpoint": os.path.join(size_dir, "epoch", "model"),
+            # the lazy-adam epoch's: it runs at every size (the export holds no slots)
+            "ctr_checkpoint": os.path.join(size_dir, "epoch-lazy-adam", "model"),
             "leaprec_run": os.path.join(size_dir, "leaprec"),
             "exports": os.path.join(size_dir, "exports"),
             "steps": os.path.join(size_dir, "steps")}
@@ -220,7 +231,7 @@ def _parameters(variables) -> int:
     return int(sum(int(v.shape.num_elements()) for v in variables))
 
 
-def step_epoch(size_dir: str, rows: int) -> dict:
+def step_epoch(size_dir: str, rows: int, optimizer: str = "adam") -> dict:
     import tensorflow as tf
     from tqdm.auto import tqdm
     from tfmeta.data.periods import PeriodDataset
@@ -235,17 +246,20 @@ def step_epoch(size_dir: str, rows: int) -> dict:
     examples = sum(p["rows"] for p in data.periods)
     with Measure() as build:
         model = _ctr_model(data)
-        strategy = UpdateStrategy(model, learning_rate=defaults.learning_rate, epochs=1)
+        strategy = UpdateStrategy(model, learning_rate=defaults.learning_rate, epochs=1,
+                                  optimizer=optimizer)
     dataset = data.dataset(periods=periods, batch_size=CTR_BATCH, shuffle=True,
                            seed=SEED * 1000 + max(periods))
     batches = math.ceil(examples / CTR_BATCH)
-    bar = tqdm(dataset, total=batches, desc=f"epoch {rows:,} rows", unit="batch",
-               mininterval=20, file=sys.stderr)
+    bar = tqdm(dataset, total=batches, desc=f"epoch ({optimizer}) {rows:,} rows",
+               unit="batch", mininterval=20, file=sys.stderr)
     with Measure() as m:
         loss = strategy.fit(bar)
     bar.close()
-    tf.train.Checkpoint(model=model).write(paths["ctr_checkpoint"])
+    if optimizer == "lazy-adam":
+        tf.train.Checkpoint(model=model).write(paths["ctr_checkpoint"])
     return {**m.figures(), "model_build": build.figures(), "loss": loss,
+            "optimizer": optimizer,
             "examples": examples, "batches": batches, "batch_size": CTR_BATCH,
             "periods": len(periods),
             "parameters": _parameters(model.trainable_variables),
@@ -463,6 +477,7 @@ def run_child(step: str, size_dir: str, rows: int, full_ranking_max_rows: int) -
     import tensorflow as tf
     functions = {"generate": step_generate, "pipeline-b": step_pipeline_b,
                  "pipeline-a": step_pipeline_a, "epoch": step_epoch,
+                 "epoch-lazy-adam": functools.partial(step_epoch, optimizer="lazy-adam"),
                  "epoch-profile": step_epoch_profile,
                  "leaprec": lambda d, r: step_leaprec(d, r, full_ranking_max_rows,
                                                       WARM_MAX[0]),

@@ -102,6 +102,9 @@ def test_benchmark_writes_every_step_for_two_sizes(shared_data_dir, tmp_path, mo
         assert steps["pipeline-b"]["periods"] == 31
         assert steps["pipeline-a"]["instances"]["val"] > 0
         assert steps["epoch"]["batches"] > 0 and steps["epoch"]["seconds"] > 0
+        lazy = steps["epoch-lazy-adam"]
+        assert (lazy["optimizer"], steps["epoch"]["optimizer"]) == ("lazy-adam", "adam")
+        assert lazy["batches"] == steps["epoch"]["batches"] and lazy["loss"] > 0
         assert steps["leaprec"]["time_steps"] == 10  # Jan .. Oct 2019
         assert steps["export-ctr"]["export_bytes"] > steps["export-ctr"]["parameter_bytes"]
         assert steps["export-leaprec"]["export_bytes"] > 0

@@ -8,9 +8,14 @@
 The graph is one `tfgnn.GraphTensor` with a node set "nodes" (every node of the
 model's table, padding included) and an edge set "interactions" from `edge_sources`
 to `edge_targets`. It is rebuilt from the edge variables on every call, so a graph of
-another size needs no retracing, and propagation is a gather over edges plus a segment
-sum into the targets (`broadcast_node_to_edges`, `pool_edges_to_node`): O(E d), never
-a dense [N, N] matrix.
+another size needs no retracing. Propagation multiplies the node states by the
+normalised adjacency as a `tf.SparseTensor` built from the GraphTensor's adjacency and
+WEIGHT (`normalized_adjacency`): O(E d) time and O(E + N d) memory, never a dense
+[N, N] matrix. (Why not TF-GNN's `broadcast_node_to_edges` + `pool_edges_to_node`: they
+materialise an [E, d] message tensor, and autodiff keeps several; at a million
+interactions those were most of a LeapRec step's memory, and a sparse-dense matmul,
+whose gradient is another one with the transpose, needs none. benchmarks/scaling.py
+measures it.)
 
 Normalisation (GCN, Kipf & Welling 2017, as used by NGCF and LightGCN): the message
 along edge n -> m is weighted by norm(m, n) = 1 / sqrt(|N(m)| |N(n)|), where |N(v)| is
@@ -56,12 +61,19 @@ def interaction_graph(sources, targets, num_nodes: int) -> tfgnn.GraphTensor:
     return graph.replace_features(edge_sets={EDGES: {WEIGHT: weight}})
 
 
+def normalized_adjacency(graph: tfgnn.GraphTensor) -> tf.SparseTensor:
+    """A_hat = D^-1/2 A D^-1/2 as an [N, N] SparseTensor: entry (m, n) = norm(m, n) for
+    every edge n -> m (a pair given twice is two entries, which the matmul sums)."""
+    edges = graph.edge_sets[EDGES]
+    num_nodes = tf.cast(graph.node_sets[NODES].total_size, tf.int64)
+    indices = tf.stack([edges.adjacency.target, edges.adjacency.source], axis=1)
+    return tf.SparseTensor(indices, edges[WEIGHT], tf.stack([num_nodes, num_nodes]))
+
+
 def propagate(graph: tfgnn.GraphTensor, values: tf.Tensor) -> tf.Tensor:
     """[N, d] -> [N, d]: row m is sum over edges n -> m of norm(m, n) * values[n]
     (A_hat @ values with A_hat = D^-1/2 A D^-1/2); 0 for a node without edges."""
-    messages = tfgnn.broadcast_node_to_edges(graph, EDGES, tfgnn.SOURCE, feature_value=values)
-    messages *= graph.edge_sets[EDGES][WEIGHT][:, None]
-    return tfgnn.pool_edges_to_node(graph, EDGES, tfgnn.TARGET, "sum", feature_value=messages)
+    return tf.sparse.sparse_dense_matmul(normalized_adjacency(graph), values)
 
 
 class GraphConvolution(tf.keras.layers.Layer):
