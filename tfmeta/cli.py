@@ -18,6 +18,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from tfmeta import choices  # TensorFlow-free: --help stays fast
+
 
 def _add_data_location(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder holding yelp-a/ and amazon-beauty/ "
@@ -287,7 +289,7 @@ def make_parser() -> argparse.ArgumentParser:
     both.add_argument("--batch-size", type=int, help="default 256 (B), 1024 (A)")
     both.add_argument("--learning-rate", type=float, help="Adam, default 1e-3")
     both.add_argument("--embedding-dim", type=int, help="default 8 (B), 64 (A)")
-    both.add_argument("--optimizer", choices=["adam", "lazy-adam"],
+    both.add_argument("--optimizer", choices=choices.OPTIMIZERS,
                       help="the base / plain model's optimizer (default adam); lazy-adam "
                            "updates only the embedding rows a batch reads: a step then "
                            "does not grow with the number of ids")
@@ -324,7 +326,7 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep", type=int, default=5,
                        help="with --export-to: versions to keep (default 5)")
     train.add_argument("--distribute", default="default",
-                       choices=["default", "mirrored", "multi-worker"],
+                       choices=choices.STRATEGIES,
                        help="tf.distribute strategy: mirrored (this machine's GPUs) or "
                             "multi-worker (the cluster in TF_CONFIG; start one process per "
                             "worker); default: none")
@@ -349,7 +351,8 @@ def make_parser() -> argparse.ArgumentParser:
     tuning.add_argument("--fixed", help="JSON options every trial uses, e.g. "
                                         "'{\"epochs\": 5}'")
     tuning.add_argument("--seed", type=int, default=0)
-    tuning.add_argument("--distribute", default="default", choices=["default", "mirrored"],
+    tuning.add_argument("--distribute", default="default",
+                        choices=choices.SINGLE_PROCESS_STRATEGIES,
                         help="tf.distribute strategy of every trial: mirrored (this "
                              "machine's GPUs); default: none")
     tuning.set_defaults(run=_tune)

@@ -31,13 +31,12 @@ keep their own checkpoints (needed to resume) under `RUN_DIR/workers/<task>/`.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable, Optional, Sequence, Union
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi-worker")
+from tfmeta.choices import STRATEGIES
 SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -63,6 +62,15 @@ def from_name(name: Union[str, tf.distribute.Strategy, None]) -> tf.distribute.S
                      f"{', '.join(STRATEGIES)}")
 
 
+def _cluster(strategy: tf.distribute.Strategy) -> dict:
+    """{job: tasks} of a multi-worker cluster (the strategy's resolver, from TF_CONFIG);
+    {} for single-process strategies."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return {}
+    return resolver.cluster_spec().as_dict()
+
+
 def task(strategy: tf.distribute.Strategy) -> tuple:
     """(task type, task id) of this process in a multi-worker cluster; (None, None) for
     single-process strategies."""
@@ -80,8 +88,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     if task_type == "chief":
         return True
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+    return task_type == "worker" and task_id == 0 and "chief" not in _cluster(strategy)
 
 
 def run_directory(strategy: tf.distribute.Strategy, out: str) -> str:
@@ -160,8 +167,7 @@ def _part(value, part: int, parts: int):
 def describe(strategy: Optional[tf.distribute.Strategy] = None) -> dict:
     """What metrics.json records of the strategy a run trained under."""
     strategy = strategy or tf.distribute.get_strategy()
-    task_type, task_id = task(strategy)
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    cluster = _cluster(strategy)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         name = "multi-worker"
     elif isinstance(strategy, tf.distribute.MirroredStrategy):
@@ -172,5 +178,5 @@ def describe(strategy: Optional[tf.distribute.Strategy] = None) -> dict:
         name = type(strategy).__name__
     return {"strategy": name,
             "replicas": int(strategy.num_replicas_in_sync),
-            "workers": sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
-            if task_type else 1}
+            "workers": sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
+            if cluster else 1}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-OPTIMIZERS = ("adam", "lazy-adam")
+from tfmeta.choices import OPTIMIZERS
 
 
 class LazyAdam(tf.keras.optimizers.Adam):

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from tfmeta import distribute
 from tfmeta.meta import generators
-from tfmeta.meta.incremental import UpdateStrategy, clone, copy_weights
+from tfmeta.meta.incremental import ProbedUpdateStrategy, copy_weights
 
 VARIANTS = ("single", "multi", "unif", "full", "zero")
 
@@ -64,7 +64,7 @@ def step_weights(variant: str, steps: int) -> list[float]:
     return [w / total for w in raw]
 
 
-class ASMG(UpdateStrategy):
+class ASMG(ProbedUpdateStrategy):
     """IU for the base model, plus a meta generator that produces the serving model."""
 
     def __init__(self, model, generator: str = "gru", variant: str = "multi", k: int = 3,
@@ -84,7 +84,7 @@ class ASMG(UpdateStrategy):
         self.meta_optimizer = tf.keras.optimizers.Adam(meta_learning_rate)
         self.meta_optimizer.build(self.generator.trainable_variables)
         self._meta_step = tf.function(self._generator_step, reduce_retracing=True)
-        self.probe = clone(model)
+        self.make_probe()
         self.tables = [j for j, spec in enumerate(specs) if spec.embedding]
         self.meta_seconds = self.trace_seconds = 0.0
         # The window of recent base models (fixed slots, `filled` of them in use) and the

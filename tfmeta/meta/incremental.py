@@ -71,11 +71,6 @@ class UpdateStrategy:
     def training_periods(self, i: int) -> list[int]:
         return [i]
 
-    def probe_losses(self, batch: dict) -> tf.Tensor:
-        """The base loss per example of `self.probe`, the second model instance that
-        meta strategies load generated parameters into."""
-        return UpdateStrategy.loss(self, batch, self.probe(batch, training=True))
-
     def update(self, source: PeriodSource, i: int) -> float:
         """Trains the base model on period i (from model i-1); returns the mean loss."""
         return self.fit(source.periods(self.training_periods(i)))
@@ -106,6 +101,21 @@ class UpdateStrategy:
         variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
+
+
+class ProbedUpdateStrategy(UpdateStrategy):
+    """A strategy whose meta model is trained through a probe: a second instance of the
+    model (`make_probe`) that generated parameters are loaded into, so that the base
+    loss can be differentiated with respect to them (ASMG's generator, SML's transfer)."""
+
+    def make_probe(self) -> None:
+        # Called by the subclass after building its meta model: unseeded initializers
+        # then draw in the order they always did.
+        self.probe = clone(self.model)
+
+    def probe_losses(self, batch: dict) -> tf.Tensor:
+        """The base loss per example of the probe, whatever `loss` the subclass uses."""
+        return UpdateStrategy.loss(self, batch, self.probe(batch, training=True))
 
 
 class BatchUpdate(UpdateStrategy):

@@ -61,7 +61,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from tfmeta import distribute
-from tfmeta.meta.incremental import UpdateStrategy, clone, copy_weights
+from tfmeta.meta.incremental import ProbedUpdateStrategy, copy_weights
 
 
 class Transfer(tf.Module):
@@ -108,7 +108,7 @@ class Transfer(tf.Module):
                 for k, (p, h) in enumerate(zip(previous, fitted))]
 
 
-class SML(UpdateStrategy):
+class SML(ProbedUpdateStrategy):
     """IU-fitted theta_hat_i, then theta_i = T(theta_{i-1}, theta_hat_i) is served and
     carried forward; T is trained one period behind (see the module docstring)."""
 
@@ -126,7 +126,7 @@ class SML(UpdateStrategy):
         self.meta_optimizer.build(self.transfer.trainable_variables)
         self._meta_step = tf.function(self._transfer_step, reduce_retracing=True)
         self._apply = tf.function(self.transfer.__call__, reduce_retracing=True)
-        self.probe = clone(model)
+        self.make_probe()
         # The pair T trains on next period: (theta_{i-1}, theta_hat_i) after period i.
         self.previous = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
         self.fitted = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
