@@ -13,7 +13,9 @@ Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2):
     plugins      GCN, NGCF, LightGCN, SASRec (and GNN+SA) without and with LeapRec, and
                  Leap against FOMAML (leaprec+X vs fomaml+X, X in gnn-sa and lightgcn)
     split        leaprec's GTL / OTL sizes at roughly equal cost (gtl^2 + otl^2 ~ 128^2)
-    sensitivity  leaprec's K (--inner-steps) and the time-step granularity
+    sensitivity  leaprec's meta learning rate (the Adam of Leap's meta step: with a small
+                 one and few iterations the meta-parameters barely leave their
+                 initialisation), K (--inner-steps) and the time-step granularity
     figures      from leaprec's run of the first seed: its inner loss per time step and
                  iteration (the paper's Figure 7) and the drift of the popular items'
                  GTL and OTL representations over time steps (Figure 5)
@@ -80,12 +82,13 @@ PLUGINS = (("gcn", ("leaprec+gcn",)),
 SPLITS = ((128, 0), (121, 40), (91, 91), (40, 121), (0, 128))  # (gtl_dim, otl_dim)
 INNER_STEPS = (1, 5, 10, 20)
 GRANULARITIES = (None, "quarter", "week")  # None: the dataset's own steps (months)
+META_LEARNING_RATES = (1e-2, 1e-1, 1e-3)   # first: the ones a short session reaches first
 QUICK = {
     "datasets": ("movielens-100k",), "seeds": (0,),
     "models": ("mf", "lightgcn", "leaprec+mf", "fomaml+mf", CLAIMED),
     "plugins": (("mf", ("leaprec+mf", "fomaml+mf")),),
     "splits": ((23, 0), (16, 16)),      # 23^2 ~ 2 x 16^2; (16, 16) is the quick default
-    "inner_steps": (1, 2), "granularities": (None, "quarter"),
+    "inner_steps": (1, 2), "granularities": (None, "quarter"), "meta_learning_rates": (1e-2,),
     "options": {"epochs": 2, "iterations": 1, "inner_steps": 2, "embedding_dim": 16,
                 "gtl_dim": 16, "otl_dim": 16},
 }
@@ -216,7 +219,9 @@ def plan(experiments: list, plan_options: dict) -> dict:
                                 (("gtl_dim", g), ("otl_dim", o))) for g, o in p["splits"]]
     if "sensitivity" in experiments:
         out["sensitivity"] = (
-            [Setting(f"K = {k}", CLAIMED, (("inner_steps", k),)) for k in p["inner_steps"]]
+            [Setting(f"meta lr = {lr:g}", CLAIMED, (("meta_learning_rate", lr),))
+             for lr in p["meta_learning_rates"]]
+            + [Setting(f"K = {k}", CLAIMED, (("inner_steps", k),)) for k in p["inner_steps"]]
             + [Setting(f"granularity {g or 'month (dataset steps)'}", CLAIMED,
                        (("granularity", g),)) for g in p["granularities"]])
     if "figures" in experiments:
@@ -508,7 +513,9 @@ def summarize_sensitivity(table: dict, settings: list) -> dict:
     k_rows = {s.label: dict(s.varied)["inner_steps"] for s in settings
               if dict(s.varied).get("inner_steps") is not None and s.label in table}
     g_rows = [s.label for s in settings if "granularity" in dict(s.varied) and s.label in table]
-    out = {"k": {}, "granularity": {}}
+    lr_rows = [s.label for s in sorted(settings, key=lambda s: dict(s.varied).get(
+        "meta_learning_rate", 0)) if "meta_learning_rate" in dict(s.varied) and s.label in table]
+    out = {"k": {}, "granularity": {}, "meta_learning_rate": {}}
     if k_rows:
         labels = sorted(k_rows, key=k_rows.get)
         hr = [_mean(table[label], HEAD) for label in labels]
@@ -528,6 +535,11 @@ def summarize_sensitivity(table: dict, settings: list) -> dict:
         out["granularity"] = {"labels": g_rows,
                               "best_by_validation": _best_by(sub, VAL_HEAD),
                               "best_on_test": _best_by(sub, HEAD)}
+    if lr_rows:
+        sub = {k: table[k] for k in lr_rows}
+        out["meta_learning_rate"] = {"labels": lr_rows,
+                                     "best_by_validation": _best_by(sub, VAL_HEAD),
+                                     "best_on_test": _best_by(sub, HEAD)}
     return out
 
 
@@ -874,6 +886,13 @@ def render_sensitivity(exp: dict, prefix: str, dataset: str) -> list:
         out += _setting_table(table, g["labels"], extra="steps")
         out += ["", f"- Best by validation HR@10: {g['best_by_validation']}; on test: "
                 f"{g['best_on_test']}.", ""]
+    lr = s.get("meta_learning_rate")
+    if lr:
+        out += ["The meta learning rate (Adam on Leap's meta-gradient, one step per "
+                "iteration):", ""]
+        out += _setting_table(table, lr["labels"])
+        out += ["", f"- Best by validation HR@10: {lr['best_by_validation']}; on test: "
+                f"{lr['best_on_test']}.", ""]
     return out
 
 
@@ -1188,7 +1207,9 @@ def main(argv=None) -> int:
         "plugins": QUICK["plugins"] if args.quick else PLUGINS,
         "splits": QUICK["splits"] if args.quick else SPLITS,
         "inner_steps": QUICK["inner_steps"] if args.quick else INNER_STEPS,
-        "granularities": QUICK["granularities"] if args.quick else GRANULARITIES})
+        "granularities": QUICK["granularities"] if args.quick else GRANULARITIES,
+        "meta_learning_rates": (QUICK["meta_learning_rates"] if args.quick
+                                else META_LEARNING_RATES)})
     prefix = "leaprec-quick" if args.quick else "leaprec"
     runs_dir = os.path.abspath(args.runs_dir or os.path.join(
         ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"))
