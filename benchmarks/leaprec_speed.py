@@ -740,13 +740,9 @@ def main(argv=None) -> int:
         else:
             print("part 2: SASRec, tfmeta against RecBole ...", file=sys.stderr, flush=True)
             report["sasrec"] = sasrec_throughput(data, settings, args.recbole_python, workdir)
-    report["loadavg_after"] = list(os.getloadavg())
-    report["total_seconds"] = time.perf_counter() - started
-    prefix = "leaprec_speed-quick" if args.quick else "leaprec_speed"
-    md_path, json_path = machine_info.write_results(args.results_dir, prefix, report,
-                                                    render_markdown(report))
-    print(f"wrote {md_path} and {json_path} ({report['total_seconds'] / 60:.1f} min)",
-          file=sys.stderr)
+    machine_info.finish(args.results_dir,
+                        "leaprec_speed-quick" if args.quick else "leaprec_speed", report,
+                        render_markdown, started)
     return 0
 
 

@@ -96,6 +96,19 @@ def write_results(results_dir: str, prefix: str, data: dict, markdown: str) -> t
     return paths
 
 
+def finish(results_dir: str, prefix: str, report: dict, render, started: float) -> None:
+    """Stamps the report with the load average after and the total seconds since
+    `started` (perf_counter), writes it (`write_results`, markdown = render(report)) and
+    says where."""
+    import sys
+    import time
+    report["loadavg_after"] = list(os.getloadavg())
+    report["total_seconds"] = time.perf_counter() - started
+    md_path, json_path = write_results(results_dir, prefix, report, render(report))
+    print(f"wrote {md_path} and {json_path} ({report['total_seconds'] / 60:.1f} min)",
+          file=sys.stderr)
+
+
 class PeakRss:
     """Samples the RSS of this process plus its children in a background thread:
     `with PeakRss() as rss: ...` then rss.peak, rss.baseline (bytes), rss.samples."""

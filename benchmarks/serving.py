@@ -621,14 +621,8 @@ def main(argv=None) -> int:
         summary = ", ".join(f"{k} {g['measured']} ({_met(g['met']).strip('*')})"
                             for k, g in result["goals"].items())
         print(f"    {summary}", file=sys.stderr, flush=True)
-    report["loadavg_after"] = list(os.getloadavg())
-    report["total_seconds"] = time.perf_counter() - started
-
-    prefix = "serving-quick" if args.quick else "serving"
-    md_path, json_path = machine_info.write_results(args.results_dir, prefix, report,
-                                                    render_markdown(report))
-    print(f"wrote {md_path} and {json_path} ({report['total_seconds'] / 60:.1f} min)",
-          file=sys.stderr)
+    machine_info.finish(args.results_dir, "serving-quick" if args.quick else "serving",
+                        report, render_markdown, started)
     return 0
 
 
