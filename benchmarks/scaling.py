@@ -607,6 +607,21 @@ def plot(sizes: list, results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _wall_only(growth: list, cost: str) -> str:
+    """For a wall-seconds cost whose CPU seconds grow linearly between the same sizes,
+    the CPU exponents as text; '' otherwise."""
+    cpu_cost = cost.replace("_seconds", "_cpu_seconds")
+    if cost == cpu_cost or not cost.endswith("_seconds"):
+        return ""
+    wall = [g for g in growth if g["cost"] == cost and not g["linear_or_better"]]
+    cpu = {(g["from_rows"], g["to_rows"]): g for g in growth if g["cost"] == cpu_cost}
+    pairs = [cpu.get((g["from_rows"], g["to_rows"])) for g in wall]
+    if not pairs or not all(p and p["linear_or_better"] for p in pairs):
+        return ""
+    return ", ".join(f"CPU k = {p['exponent']:.2f} from {p['from_rows']:,} to "
+                     f"{p['to_rows']:,} rows" for p in pairs)
+
+
 def explain(report: dict) -> list:
     """Where a cost is super-linear: the causes this benchmark measured (epoch-profile,
     leaprec evaluation), with their figures; other super-linear costs are flagged as not
@@ -721,11 +736,22 @@ def explain(report: dict) -> list:
             f"{(results[r_large]['leaprec']['peak_rss_bytes'] - results[r_large]['leaprec']['load']['baseline_rss_bytes']) / (1 << 30):.1f} GiB; "
             "ten times that would not fit this machine's 24 GiB.")
     for cost in sorted(bad - explained):
+        wall_only = _wall_only(report["growth"], cost)
+        if wall_only:
+            notes.append(f"- {cost}: super-linear in wall seconds only ({wall_only}): the "
+                         "process waited for a core on the shared machine.")
+            continue
         notes.append(f"- {cost}: super-linear between some sizes; not investigated by this "
                      "benchmark (see the growth table: small exponents above "
                      f"1 + {LINEAR_TOLERANCE} between small sizes are often start-up "
                      "costs shrinking or noise from the shared machine).")
     return notes
+
+
+def _of(results: dict, step: str, field: str) -> str:
+    """A step's integer figure for a table cell; '-' when the step did not run."""
+    value = results.get(step, {}).get(field)
+    return "-" if value is None else f"{value:,}"
 
 
 def render_markdown(report: dict) -> str:
@@ -789,10 +815,10 @@ def render_markdown(report: dict) -> str:
             continue
         out.append(
             f"| {r:,} | {vocab.get('users', 0):,} | {vocab.get('items', 0):,} "
-            f"| {b.get('examples', 0):,} | {res.get('leaprec', {}).get('train_interactions', 0):,} "
+            f"| {b.get('examples', 0):,} | {_of(res, 'leaprec', 'train_interactions')} "
             f"| {inst.get('val', 0):,} / {inst.get('test', 0):,} "
-            f"| {res.get('epoch', {}).get('parameters', 0):,} "
-            f"| {res.get('leaprec', {}).get('parameters', 0):,} |")
+            f"| {_of(res, 'epoch-lazy-adam', 'parameters')} "
+            f"| {_of(res, 'leaprec', 'parameters')} |")
     out += ["", "## Costs", "",
             "| cost | " + " | ".join(f"{r:,} rows" for r in sizes) + " |",
             "|---|" + "---:|" * len(sizes)]
