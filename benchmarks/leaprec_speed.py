@@ -302,20 +302,13 @@ class Data:
 # ------------------------------------------------------------------ part 1: Leap's overhead
 
 def plain_step_function(scorer, optimizer):
-    """One plain Adam step on the BPR loss of a batch (negatives attached), traced: the
-    pieces LeapRec's inner step uses, without its bookkeeping."""
+    """The driver's plain step (`ranking.plain_step`: Adam on the BPR loss of a batch,
+    negatives attached), traced: LeapRec's inner step without its bookkeeping."""
     import tensorflow as tf
 
-    from tfmeta import distribute
-    from tfmeta.meta import leaprec
-    variables = scorer.trainable_variables
-
-    def step(batch):
-        with tf.GradientTape() as tape:
-            loss = distribute.global_mean(leaprec.bpr_example_losses(scorer, batch))
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-    return tf.function(step, reduce_retracing=True)
+    from tfmeta.training.ranking import plain_step
+    return tf.function(lambda batch: plain_step(scorer, optimizer, batch),
+                       reduce_retracing=True)
 
 
 class PlainTwin:
@@ -339,15 +332,10 @@ class PlainTwin:
 def draw_walk(phase, rng) -> list:
     """A walk's (graph mask, batches) per time step, drawn as Phase._iteration draws
     them: K + 1 batches of the step's interactions."""
-    from tfmeta.training.ranking import _batches
+    from tfmeta.training.ranking import time_step_batches
     part, k, size = phase.part, phase.options.inner_steps, phase.options.batch_size
-    walk = []
-    for step in range(part.num_steps):
-        rows = np.flatnonzero(part.step == step)
-        walk.append((part.step <= step,
-                     [_batches(part, rng.choice(rows, size, replace=len(rows) < size))
-                      for _ in range(k + 1)]))
-    return walk
+    return [(part.step <= step, time_step_batches(part, step, k + 1, size, rng))
+            for step in range(part.num_steps)]
 
 
 def leap_walk(phase, walk) -> dict:

@@ -93,6 +93,25 @@ def _batches(part: inter.Interactions, index: np.ndarray) -> dict:
             "history": tf.constant(part.history[index])}
 
 
+def time_step_batches(part: inter.Interactions, step: int, count: int, size: int,
+                      rng: np.random.Generator) -> list:
+    """`count` minibatches of `size` drawn from time step `step`'s interactions (with
+    replacement only when the step has fewer than `size`): a meta method's inner steps."""
+    rows = np.flatnonzero(part.step == step)
+    return [_batches(part, rng.choice(rows, size, replace=len(rows) < size))
+            for _ in range(count)]
+
+
+def plain_step(scorer, optimizer, batch) -> tf.Tensor:
+    """One optimizer step on the global mean BPR loss of a batch (negatives attached):
+    how plain models train, with no meta bookkeeping."""
+    variables = scorer.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = distribute.global_mean(leaprec.bpr_example_losses(scorer, batch))
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return loss
+
+
 
 def build_models(options: RankingOptions, data: PeriodDataset, seed: int) -> dict:
     """The method's models, untrained: {"gtl": ..., "otl": ...} (those of size > 0) for
@@ -225,11 +244,7 @@ class Phase:
         return float(np.mean(losses))
 
     def _plain_step(self, batch):
-        variables = self.scorer.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = distribute.global_mean(leaprec.bpr_example_losses(self.scorer, batch))
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+        return plain_step(self.scorer, self.optimizer, batch)
 
     def _iteration(self, rng) -> list:
         """One walk over the time steps in order; the mean inner loss of each. The last
@@ -240,12 +255,10 @@ class Phase:
         losses, shots = [], []
         items = self.popular_items() if record else None
         for step in range(part.num_steps):
-            rows = np.flatnonzero(part.step == step)
             upto = part.step <= step  # the graph of time steps <= t
             self.scorer.set_graph(part.users[upto], part.items[upto])
-            batches = [_batches(part, rng.choice(rows, size, replace=len(rows) < size))
-                       for _ in range(k + 1)]
-            losses.append(self.learner.time_step(batches))
+            losses.append(self.learner.time_step(
+                time_step_batches(part, step, k + 1, size, rng)))
             if record:
                 shots.append(self._item_representations(items))
         self.learner.end_iteration()
