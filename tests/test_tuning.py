@@ -46,6 +46,27 @@ def test_random_search_picks_the_best_validation_trial_and_retrains_it(periods_a
     assert result["final"]["test"] == final["test"]
 
 
+def test_the_final_run_reuses_the_best_trials_validation_phase(periods_a, tmp_path,
+                                                              monkeypatch):
+    from tfmeta.training import ranking
+    trained = []
+    original = ranking.Phase.train
+
+    def recorded(self, losses):
+        trained.append(self.name)
+        return original(self, losses)
+    monkeypatch.setattr(ranking.Phase, "train", recorded)
+    result = tune(periods_a, "mf", str(tmp_path), max_trials=2, space=SPACE,
+                  fixed={**FIXED, "choose_budget": True, "epochs": 2})
+    assert trained == ["val", "val", "test"]  # two trials, then the test phase alone
+    best = json.loads((tmp_path / "search" / f"trial_{result['best']['trial']}" / "run"
+                       / "metrics.json").read_text())
+    final = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert final["val"] == best["val"] and final["budget"] == best["budget"]
+    assert final["options"] == best["options"] and "test" in final
+    assert not (tmp_path / "best.partial").exists()
+
+
 def test_a_killed_search_resumes_where_it_stopped(periods_a, tmp_path, monkeypatch):
     original = tuner_module.MethodTuner.run_trial
     calls = {"n": 0}

@@ -7,7 +7,9 @@ Every trial is a run of the method's driver on the validation window (protocol A
 model trained on train, scored on the validation candidates, objective sampled HR@10)
 or periods (protocol B: updates through period 23, objective the mean AUC of periods
 22-24), in OUT/search/trial_<id>/run. Then the best configuration is trained once
-more, the protocol's way, and scored on the test window or periods: OUT/best.
+more, the protocol's way, and scored on the test window or periods: OUT/best (protocol
+A starts it from the best trial's run, which is its val phase, and trains the test
+phase only).
 OUT/tuning.json holds every trial (values, objective, status, seconds), the best and
 its final metrics.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from typing import Optional
 
 import keras_tuner as kt
@@ -100,6 +103,19 @@ def _oracle(tuner: str, objective, max_trials: int, max_budget: int, seed: int, 
     raise ValueError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
 
 
+def _start_from_trial(trial_dir: str, final_dir: str) -> None:
+    """Protocol A: the best trial's run is the final run's val phase (same options and
+    seed, deterministic ops), so the final run starts as a copy of it and resumes with
+    the test phase instead of training the val phase again. Copied aside, then renamed:
+    a killed copy leaves no half run where the resume looks."""
+    if os.path.exists(final_dir):
+        return  # a resumed search: the final run is already under way (or done)
+    partial = f"{final_dir}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(os.path.join(trial_dir, "run"), partial)
+    os.replace(partial, final_dir)
+
+
 def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
          max_trials: int = 10, space: Optional[dict] = None, seed: int = 0,
          max_budget: Optional[int] = None, fixed: Optional[dict] = None,
@@ -144,6 +160,8 @@ def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
                        "objective": trial.score, "seconds": seconds})
     best = search.oracle.get_best_trials(1)[0]
     best_options = search.options(best.hyperparameters.values)
+    if protocol == "a":
+        _start_from_trial(search.get_trial_dir(best.trial_id), os.path.join(out, "best"))
     final = train(periods_dir, os.path.join(out, "best"), best_options, resume=True,
                   distribution=distribution)
     result = {"method": method, "protocol": protocol, "periods": os.path.abspath(periods_dir),
