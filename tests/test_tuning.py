@@ -67,6 +67,19 @@ def test_the_final_run_reuses_the_best_trials_validation_phase(periods_a, tmp_pa
     assert not (tmp_path / "best.partial").exists()
 
 
+def test_grid_search_tries_every_combination_once(periods_a, tmp_path):
+    result = tune(periods_a, "mf", str(tmp_path), tuner="grid", max_trials=10,
+                  space=SPACE, fixed=FIXED)
+    tried = sorted((t["values"]["learning_rate"], t["values"]["embedding_dim"])
+                   for t in result["trials"])
+    assert tried == sorted((lr, d) for lr in SPACE["learning_rate"]
+                           for d in SPACE["embedding_dim"])
+    with pytest.raises(ValueError, match="grid search needs a finite grid: give "
+                                         "learning_rate a list"):
+        tune(periods_a, "mf", str(tmp_path / "range"), tuner="grid",
+             space={"learning_rate": {"min": 1e-4, "max": 1e-2}}, fixed=FIXED)
+
+
 def test_a_killed_search_resumes_where_it_stopped(periods_a, tmp_path, monkeypatch):
     original = tuner_module.MethodTuner.run_trial
     calls = {"n": 0}

@@ -339,10 +339,11 @@ def make_parser() -> argparse.ArgumentParser:
     tuning.add_argument("--out", required=True,
                         help="search folder: search/ (KerasTuner state, one run per trial), "
                              "best/ (the best configuration retrained), tuning.json")
-    tuning.add_argument("--tuner", choices=["random", "bayesian", "hyperband"],
-                        default="random")
+    tuning.add_argument("--tuner", choices=choices.TUNERS, default="random",
+                        help="random, bayesian (Gaussian process), hyperband, or grid "
+                             "(every combination of the space, in order)")
     tuning.add_argument("--max-trials", type=int, default=10,
-                        help="random and bayesian: trials (default 10)")
+                        help="random, bayesian and grid: trials (default 10)")
     tuning.add_argument("--max-budget", type=int,
                         help="hyperband: most epochs / iterations of a trial (default: "
                              "the driver's)")

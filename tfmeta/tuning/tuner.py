@@ -32,11 +32,11 @@ from typing import Optional
 
 import keras_tuner as kt
 
+from tfmeta.choices import TUNERS
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.training.rundir import write_json
 from tfmeta.tuning.space import declare, default_space, model_arguments, to_options
 
-TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {"a": ("val_hr10", "validation sampled HR@10"),
               "b": ("val_auc", "validation AUC (periods 22-24)")}
 
@@ -100,6 +100,8 @@ def _oracle(tuner: str, objective, max_trials: int, max_budget: int, seed: int, 
         return kt.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
     if tuner == "hyperband":
         return kt.oracles.HyperbandOracle(max_epochs=max_budget, factor=3, **common)
+    if tuner == "grid":  # every combination in order, up to max_trials
+        return kt.oracles.GridSearchOracle(max_trials=max_trials, **common)
     raise ValueError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
 
 
@@ -141,6 +143,11 @@ def tune(periods_dir: str, method: str, out: str, tuner: str = "random",
     if unknown:
         raise ValueError(f"search space: {', '.join(sorted(unknown))} not options of "
                          f"protocol {protocol.upper()} methods ({options_class.__name__})")
+    if tuner == "grid":
+        continuous = [k for k, v in space.items() if isinstance(v, dict) and "step" not in v]
+        if continuous:
+            raise ValueError(f"grid search needs a finite grid: give {', '.join(continuous)} "
+                             "a list of values or a \"step\", or use --tuner random")
     budget = budget_field(method, protocol)
     max_budget = max_budget or getattr(options_class(), budget)
     hp = kt.HyperParameters()
