@@ -51,6 +51,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_periods, monkeypatch
     monkeypatch.setattr(asmg.ASMG, "update", original)
     progress = json.loads((tmp_path / "parts" / "progress.json").read_text())
     assert [r["period"] for r in progress["per_period"]] == list(range(12, 18))
+    with pytest.raises(ValueError, match="started with other options"):
+        train_incremental(small_periods, str(tmp_path / "parts"),
+                          IncrementalOptions(method="asmg-gru-multi", seed=2), resume=True)
     resumed = train_incremental(small_periods, str(tmp_path / "parts"), options, resume=True)
     scores = lambda m: [(r["period"], r["auc"], r["logloss"]) for r in m["per_period"]]  # noqa
     assert scores(resumed) == scores(whole)

@@ -1,6 +1,7 @@
 """The protocol A driver: plain models, LeapRec / FOMAML plug-ins, metrics.json, resume."""
 import tfmeta  # noqa: F401
 
+import dataclasses
 import json
 
 import numpy as np
@@ -97,6 +98,10 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(FileExistsError):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
+    other = dataclasses.replace(options, meta_learning_rate=0.1)
+    with pytest.raises(ValueError, match="started with other options "
+                                         r"\(meta_learning_rate 0.001 -> 0.1\)"):
+        train_ranking(periods_a, str(tmp_path / "resumed"), other, resume=True)
     resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
     assert_same_run(resumed, whole, ("val", "test", "training"))
 

@@ -105,6 +105,27 @@ def test_a_killed_search_resumes_where_it_stopped(periods_a, tmp_path, monkeypat
                 fixed=FIXED)["best"] == result["best"]
 
 
+def test_a_search_killed_in_its_first_trial_resumes_that_trial(periods_a, tmp_path,
+                                                              monkeypatch):
+    from tfmeta.training import ranking
+    original, seen = ranking.train_ranking, []
+
+    def killed_once(periods, out, options, **kwargs):
+        seen.append(options)
+        if len(seen) == 1:
+            raise KeyboardInterrupt("killed")
+        return original(periods, out, options, **kwargs)
+    monkeypatch.setattr(ranking, "train_ranking", killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        tune(periods_a, "mf", str(tmp_path), max_trials=2, space=SPACE, fixed=FIXED)
+    assert (tmp_path / "search" / "tuner0.json").exists()  # the state to reload
+    result = tune(periods_a, "mf", str(tmp_path), max_trials=2, space=SPACE, fixed=FIXED)
+    assert seen[1] == seen[0]  # the killed trial again, with its own values
+    assert [t["trial"] for t in result["trials"]] == ["0", "1"]
+    assert result["trials"][0]["values"] == {"learning_rate": seen[0].learning_rate,
+                                             "embedding_dim": seen[0].embedding_dim}
+
+
 def test_model_knobs_reach_the_model(periods_a, tmp_path):
     result = tune(periods_a, "gcn", str(tmp_path), max_trials=1,
                   space={"num_layers": [3], "dropout": [0.5]}, fixed=FIXED)

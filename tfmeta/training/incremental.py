@@ -36,7 +36,7 @@ from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
-from tfmeta.training.rundir import open_run_dir, write_json
+from tfmeta.training.rundir import check_same_options, open_run_dir, write_json
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -186,6 +186,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         with open(progress_path) as f:
             state = json.load(f)
+        check_same_options(state, options, out)
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
     started = time.time() - state["seconds"]
 

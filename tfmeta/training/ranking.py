@@ -36,7 +36,7 @@ from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
-from tfmeta.training.rundir import open_run_dir, write_json
+from tfmeta.training.rundir import check_same_options, open_run_dir, write_json
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -337,10 +337,11 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
     out = distribute.run_directory(distribution, out)
     progress_path = open_run_dir(out, resume)
     tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
-    state = {"phases": {}, "seconds": 0.0}
+    state = {"phases": {}, "seconds": 0.0, "options": dataclasses.asdict(options)}
     if resume and os.path.exists(progress_path):
         with open(progress_path) as f:
             state = json.load(f)
+        check_same_options(state, options, out)
     started = time.time() - state["seconds"]
     everything = inter.read_interactions(data, ("train", "val", "test"))
     timelines = inter.UserTimelines(everything["user"], everything["item"], everything["ts"])

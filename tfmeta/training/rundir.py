@@ -1,6 +1,7 @@
 """A run directory's bookkeeping, shared by the protocol drivers."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -23,3 +24,17 @@ def write_json(path: str, value) -> None:
     with open(tmp, "w") as f:
         json.dump(value, f, indent=2)
     os.replace(tmp, path)  # never a half-written file where a reader looks
+
+
+def check_same_options(state: dict, options, out: str) -> None:
+    """A resumed run must continue with the options it was started with: the same
+    checkpoints trained on with others would be a mix that no single run gives."""
+    started = state.get("options")
+    given = json.loads(json.dumps(dataclasses.asdict(options)))
+    if started is None or started == given:
+        return
+    changed = ", ".join(f"{k} {started.get(k)!r} -> {given.get(k)!r}"
+                        for k in sorted(set(started) | set(given))
+                        if started.get(k) != given.get(k))
+    raise ValueError(f"{out} was started with other options ({changed}): resume it with "
+                     "the options it was started with, or choose another --out")

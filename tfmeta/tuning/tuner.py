@@ -77,6 +77,10 @@ class MethodTuner(kt.engine.base_tuner.BaseTuner):
         return options_class(**{**self.fixed, **to_options(chosen, self.model_args)})
 
     def run_trial(self, trial, *args, **kwargs):
+        # KerasTuner saves the tuner's state only when a trial ends: without this save a
+        # search killed in its first trial would start afresh, and trial_0 would be
+        # drawn again while its run directory still held the killed trial's run.
+        self.save()
         _, train, objective = _family(self.protocol)
         out = os.path.join(self.get_trial_dir(trial.trial_id), "run")
         metrics = train(self.periods_dir, out, self.options(trial.hyperparameters.values),
@@ -92,7 +96,8 @@ class MethodTuner(kt.engine.base_tuner.BaseTuner):
 
 
 def _oracle(tuner: str, objective, max_trials: int, max_budget: int, seed: int, hp):
-    common = dict(objective=objective, seed=seed, hyperparameters=hp,
+    # KerasTuner takes seed 0 for "no seed" (`seed or random.randint(...)`).
+    common = dict(objective=objective, seed=seed + 1, hyperparameters=hp,
                   max_consecutive_failed_trials=1)
     if tuner == "random":
         return kt.oracles.RandomSearchOracle(max_trials=max_trials, **common)
