@@ -34,3 +34,7 @@ def test_the_report_shows_every_trials_curve_and_the_best_ones_test(periods_a, t
         assert f"| {bench.label(values)} | {curve[peak]:.4f} ({peak + 1}) |" in text
     assert f"HR@10 {result['final']['test']['sampled']['HR@10']:.4f}" in text
     assert "Reference (`mf/seed-0`" in text
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))
