@@ -17,6 +17,21 @@ def test_histories_hold_the_items_strictly_before_each_row():
                                       [11, 12]])
 
 
+def test_histories_of_some_rows_and_of_a_selection_equal_the_full_matrix():
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(1, 30, 500), rng.integers(1, 90, 500)
+    ts = np.sort(rng.integers(0, 60, 500))  # many equal timestamps per user
+    full = inter.histories(users, items, ts, max_len=4)
+    lazy = inter.Histories(users, items, ts, max_len=4)
+    rows = rng.integers(0, 500, 64)
+    np.testing.assert_array_equal(lazy[rows], full[rows])
+    keep = rng.random(500) < 0.3
+    np.testing.assert_array_equal(lazy.select(keep)[np.arange(keep.sum())], full[keep])
+    for row in rows:  # each against its definition
+        past = items[(users == users[row]) & (ts < ts[row])][-4:]
+        np.testing.assert_array_equal(full[row], np.r_[np.zeros(4 - len(past)), past])
+
+
 def test_user_timelines_answer_items_before_t():
     timelines = inter.UserTimelines(np.array([1, 1, 2, 1]), np.array([5, 6, 7, 8]),
                                     np.array([10, 20, 15, 30]))
@@ -40,9 +55,11 @@ def test_load_matches_the_manifest(periods_a):
     assert np.all(np.diff(part.ts) >= 0) and np.all(np.diff(part.step) >= 0)
     assert part.users.min() >= 1 and part.items.min() >= 1  # every id is in the vocabulary
     # The history of a row never contains an item of the row's own time or later.
-    row = int(np.flatnonzero(part.history[:, -1] > 0)[-1])
+    history = part.history[np.arange(len(part))]
+    row = int(np.flatnonzero(history[:, -1] > 0)[-1])
     user_rows = np.flatnonzero((part.users == part.users[row]) & (part.ts < part.ts[row]))
-    assert part.history[row, -1] == part.items[user_rows[-1]]
+    assert history[row, -1] == part.items[user_rows[-1]]
+    np.testing.assert_array_equal(part.history[[row, 0]], history[[row, 0]])
     quarters = inter.load(data, ("train",), max_len=50, granularity="quarter")
     assert quarters.num_steps < part.num_steps and len(quarters) == len(part)
 

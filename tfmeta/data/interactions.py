@@ -27,15 +27,15 @@ def string_lookup(vocabulary: Sequence[str]) -> tf.keras.layers.StringLookup:
 @dataclasses.dataclass
 class Interactions:
     """Interactions sorted by (ts, seq). `step` numbers the time steps 0, 1, ... in
-    time order; `history` [N, max_len] holds the user's items strictly before ts,
-    oldest first, left-padded with 0."""
+    time order; `history[rows]` gives those rows' [len(rows), max_len] items of the same
+    user strictly before ts, oldest first, left-padded with 0 (`Histories`)."""
 
     users: np.ndarray
     items: np.ndarray
     ts: np.ndarray
     step: np.ndarray
     step_labels: list
-    history: np.ndarray
+    history: "Histories"
 
     def __len__(self) -> int:
         return len(self.users)
@@ -47,7 +47,7 @@ class Interactions:
     def select(self, mask) -> "Interactions":
         return dataclasses.replace(self, users=self.users[mask], items=self.items[mask],
                                    ts=self.ts[mask], step=self.step[mask],
-                                   history=self.history[mask])
+                                   history=self.history.select(mask))
 
     def warm_items(self) -> np.ndarray:
         return np.unique(self.items)
@@ -72,36 +72,66 @@ def read_interactions(data: PeriodDataset, windows: Sequence[str]) -> dict:
     return {k: v[order] for k, v in out.items()}
 
 
-def step_keys(ts: np.ndarray, periods: np.ndarray, granularity: Optional[str]) -> list:
+def step_keys(ts: np.ndarray, periods: np.ndarray, granularity: Optional[str]) -> np.ndarray:
     """A sortable time-step key per row: the dataset's own period (None), or a calendar
     step of `granularity` (day, week, month, quarter)."""
     if granularity is None:
-        return list(periods)
+        return np.asarray(periods)
     if granularity not in timesteps.CALENDAR:
         raise ValueError(f"granularity must be one of {timesteps.CALENDAR} (or None for "
                          f"the dataset's own time steps), not {granularity!r}")
-    labels = {t: timesteps.step_label(int(t), granularity) for t in np.unique(ts)}
-    return [labels[t] for t in ts]
+    unique, inverse = np.unique(ts, return_inverse=True)
+    return np.array([timesteps.step_label(int(t), granularity) for t in unique])[inverse]
+
+
+class Histories:
+    """Every row's history, gathered when asked for: O(N) memory where the [N, max_len]
+    matrix would take max_len times more (3.6 GB of int64 at 9M rows and 50 items).
+
+    Rows are in time order. Each row keeps where its user's rows start and where the
+    rows of its own timestamp start in the user-sorted order; its history is the (at
+    most max_len) items in between (rows of equal ts are not each other's history).
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, ts: np.ndarray, max_len: int):
+        self.max_len = int(max_len)
+        n = len(users)
+        order = np.argsort(users, kind="stable")  # each user's rows, still in time order
+        sorted_users, sorted_ts = users[order], ts[order]
+        positions = np.arange(n)
+        new_user = np.ones(n, bool)
+        new_user[1:] = sorted_users[1:] != sorted_users[:-1]
+        new_ts = new_user.copy()
+        new_ts[1:] |= sorted_ts[1:] != sorted_ts[:-1]
+        self.items = items[order]
+        self.start = np.empty(n, np.int64)
+        self.end = np.empty(n, np.int64)
+        self.start[order] = np.maximum.accumulate(np.where(new_user, positions, 0))
+        self.end[order] = np.maximum.accumulate(np.where(new_ts, positions, 0))
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """[len(rows), max_len] int64 (rows: indices or a boolean mask)."""
+        start, end = self.start[rows], self.end[rows]
+        columns = end[:, None] - self.max_len + np.arange(self.max_len)
+        picked = self.items[np.maximum(columns, 0)] if len(self.items) else columns
+        return np.where(columns >= start[:, None], picked, 0).astype(np.int64)
+
+    def select(self, rows) -> "Histories":
+        """The histories of a subset of rows (still computed from every row)."""
+        subset = object.__new__(Histories)
+        subset.max_len, subset.items = self.max_len, self.items
+        subset.start, subset.end = self.start[rows], self.end[rows]
+        return subset
 
 
 def histories(users: np.ndarray, items: np.ndarray, ts: np.ndarray,
               max_len: int) -> np.ndarray:
     """[N, max_len]: for each row (sorted by time), the same user's items strictly
     before its ts (rows of equal ts are not each other's history)."""
-    out = np.zeros((len(users), max_len), np.int64)
-    order = np.argsort(users, kind="stable")  # each user's rows, still in time order
-    bounds = np.flatnonzero(np.diff(users[order])) + 1
-    for group in np.split(order, bounds):
-        if len(group) < 2:
-            continue
-        user_items, user_ts = items[group], ts[group]
-        # First position of each row's timestamp: its history ends there.
-        ends = np.searchsorted(user_ts, user_ts, side="left")
-        for row, end in zip(group, ends):
-            past = user_items[max(0, end - max_len):end]
-            if len(past):
-                out[row, max_len - len(past):] = past
-    return out
+    return Histories(users, items, ts, max_len)[np.arange(len(users))]
 
 
 def load(data: PeriodDataset, windows: Sequence[str], max_len: int,
@@ -114,16 +144,16 @@ def load(data: PeriodDataset, windows: Sequence[str], max_len: int,
         wanted = [p["index"] for p in data.periods if p["window"] in windows]
         keep = np.isin(columns["period"], wanted)
         columns = {k: v[keep] for k, v in columns.items()}
-    keys = step_keys(columns["ts"], columns["period"], granularity)
-    labels = sorted(set(keys))
-    index = {k: i for i, k in enumerate(labels)}
+    labels, step = np.unique(step_keys(columns["ts"], columns["period"], granularity),
+                             return_inverse=True)
+    labels = list(labels)
     if granularity is None:  # name the steps as the dataset does
         names = {p["index"]: p["name"] for p in data.periods}
         labels = [names[int(k)] for k in labels]
     return Interactions(users=columns["user"], items=columns["item"], ts=columns["ts"],
-                        step=np.array([index[k] for k in keys], np.int64),
+                        step=step.astype(np.int64),
                         step_labels=[str(k) for k in labels],
-                        history=histories(columns["user"], columns["item"], columns["ts"],
+                        history=Histories(columns["user"], columns["item"], columns["ts"],
                                           max_len))
 
 
