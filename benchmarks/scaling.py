@@ -4,6 +4,8 @@
     python -m benchmarks.scaling --rows 1e5 1e6       # chosen sizes
     python -m benchmarks.scaling --resume             # reuse the steps already measured
     python -m benchmarks.scaling --quick              # 2e4 and 5e4 rows (smoke test)
+    python -m benchmarks.scaling --steps leaprec --resume \
+        --carry-over benchmarks/results/scaling.json   # re-measure one step, keep the rest
 
 For each size, synthetic `user,item,ts` rows with yelp-a's temporal structure
 (`benchmarks.synthetic`) are written to RUNS_DIR/rows-N/data.csv, then every step runs
@@ -492,6 +494,28 @@ def run_child(step: str, size_dir: str, rows: int, full_ranking_max_rows: int) -
 
 # ------------------------------------------------------------------ the parent
 
+def carry_over(report_path: str, sizes: list, runs_dir: str, running: list) -> list:
+    """Writes the step records of an earlier report for the steps not in `running` (and
+    not measured in runs_dir already); returns a note per size saying which."""
+    with open(report_path) as f:
+        earlier = json.load(f)
+    notes = []
+    for r in sizes:
+        steps_dir = _paths(size_dir_of(runs_dir, r))["steps"]
+        taken = []
+        for step, record in sorted(earlier["results"].get(str(r), {}).items()):
+            path = os.path.join(steps_dir, f"{step}.json")
+            if step in running or os.path.exists(path):
+                continue
+            _write_json(path, {**record, "carried_over_from": {
+                "report": os.path.basename(report_path), "date": earlier["date"]}})
+            taken.append(step)
+        if taken:
+            notes.append(f"{r:,} rows: {', '.join(taken)} carried over from the report of "
+                         f"{earlier['date']} (not measured again by this invocation)")
+    return notes
+
+
 def size_dir_of(runs_dir: str, rows: int) -> str:
     return os.path.join(runs_dir, f"rows-{rows}")
 
@@ -942,6 +966,11 @@ def main(argv=None) -> int:
                              "to this many rows")
     parser.add_argument("--in-process", action="store_true",
                         help="run the steps in this process (tests; figures not isolated)")
+    parser.add_argument("--carry-over", metavar="REPORT_JSON",
+                        help="an earlier scaling.json: the steps it measured that this "
+                             "invocation does not run (--steps) are taken from it, marked "
+                             "as carried over (a runs folder that was lost keeps its "
+                             "figures)")
     parser.add_argument("--note", action="append", default=[],
                         help="a sentence for the report's notes (repeatable)")
     parser.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)
@@ -970,6 +999,9 @@ def main(argv=None) -> int:
                          "to reuse them, or remove the folders")
     from tfmeta.data import registry
     registry.fetch("yelp-a")  # fail early when the source data is missing
+
+    carried = carry_over(args.carry_over, sizes, runs_dir, args.steps) if args.carry_over \
+        else []
 
     from tqdm.auto import tqdm
     plan = []
@@ -1050,7 +1082,7 @@ def main(argv=None) -> int:
         "growth": growth(measured, results),
         "estimates": {k: v for k, v in estimates.items() if v},
         "failures": failures,
-        "notes": args.note + [f"not completed: {f}" for f in failures],
+        "notes": args.note + carried + [f"not completed: {f}" for f in failures],
     }
     report["explanations"] = explain(report)
     md, js = machine_info.write_results(args.results_dir, f"scaling{suffix}",

@@ -130,6 +130,27 @@ def test_benchmark_writes_every_step_for_two_sizes(shared_data_dir, tmp_path, mo
     assert os.path.getmtime(runs / "rows-3000" / "steps" / "epoch.json") == before
 
 
+def test_carry_over_writes_the_steps_not_run_again(tmp_path):
+    earlier = {"date": "2026-11-25T06:42:02+00:00", "results": {"1000": {
+        "epoch": {"seconds": 2.0}, "leaprec": {"seconds": 9.0}}, "5000": {}}}
+    (tmp_path / "scaling.json").write_text(json.dumps(earlier))
+    runs = tmp_path / "runs"
+    notes = scaling.carry_over(str(tmp_path / "scaling.json"), [1000, 5000], str(runs),
+                               ["leaprec"])
+    steps = runs / "rows-1000" / "steps"
+    assert sorted(os.listdir(steps)) == ["epoch.json"]  # leaprec is measured again
+    record = json.loads((steps / "epoch.json").read_text())
+    assert record["seconds"] == 2.0 and record["carried_over_from"]["date"] == earlier["date"]
+    assert notes == ["1,000 rows: epoch carried over from the report of "
+                     "2026-11-25T06:42:02+00:00 (not measured again by this invocation)"]
+    # A step already measured in the runs folder is kept, not overwritten.
+    (steps / "epoch.json").write_text(json.dumps({"seconds": 3.0}))
+    assert scaling.carry_over(str(tmp_path / "scaling.json"), [1000], str(runs), []) == [
+        "1,000 rows: leaprec carried over from the report of 2026-11-25T06:42:02+00:00 "
+        "(not measured again by this invocation)"]
+    assert json.loads((steps / "epoch.json").read_text())["seconds"] == 3.0
+
+
 def test_growth_verdicts():
     results = {1000: {"epoch": {"seconds": 1.0}}, 10000: {"epoch": {"seconds": 100.0}},
                100000: {"epoch": {"seconds": 900.0}}}
