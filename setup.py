@@ -34,7 +34,8 @@ setup(
     packages=find_packages(include=["tfmeta", "tfmeta.*", "pipelines", "pipelines.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        # pytest-xdist: the suite runs on 2 processes (-n 2), as the README's command.
+        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5"],
         # Dataflow runs need Beam's GCP IO and runner on the launching machine.
         "dataflow": ["apache-beam[gcp,tfrecord]==2.77.*"],
     },

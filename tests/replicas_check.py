@@ -1,8 +1,9 @@
 """Trains under one strategy and another from the same seeds (tests/test_distribute.py).
 
-    python tests/replicas_check.py mirrored B_PERIODS A_PERIODS SCRATCH
-        default strategy against MirroredStrategy over two logical CPUs, every method;
-        prints {method: largest parameter difference} as JSON
+    python tests/replicas_check.py mirrored B_PERIODS A_PERIODS SCRATCH [METHOD ...]
+        default strategy against MirroredStrategy over two logical CPUs, for the
+        methods named (default: every method); prints {method: largest parameter
+        difference} as JSON
     python tests/replicas_check.py STRATEGY B_PERIODS A_PERIODS SCRATCH OUT.npz
         (STRATEGY: default or multi-worker, TF_CONFIG set) ASMG-GRU-multi over a few
         periods and one LeapRec iteration; the chief saves the parameters to OUT.npz
@@ -66,15 +67,16 @@ def largest_difference(a: list, b: list) -> float:
     return max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(a, b))
 
 
-def compare(b_periods: str, a_periods: str, scratch: str) -> None:
+def compare(b_periods: str, a_periods: str, scratch: str, *methods: str) -> None:
     single = tf.distribute.get_strategy()
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
+    methods = set(methods or PROTOCOL_B + PROTOCOL_A)
     report = {}
-    for method in PROTOCOL_B:
+    for method in (m for m in PROTOCOL_B if m in methods):
         report[method] = largest_difference(protocol_b(b_periods, method, single),
                                             protocol_b(b_periods, method, mirrored))
-    for method in PROTOCOL_A:
+    for method in (m for m in PROTOCOL_A if m in methods):
         report[method] = largest_difference(
             protocol_a(a_periods, method, single, f"{scratch}/{method}-1"),
             protocol_a(a_periods, method, mirrored, f"{scratch}/{method}-2"))
@@ -92,6 +94,6 @@ def save(strategy_name: str, b_periods: str, a_periods: str, scratch: str, out: 
 
 if __name__ == "__main__":
     if sys.argv[1] == "mirrored":
-        compare(*sys.argv[2:5])
+        compare(*sys.argv[2:])
     else:
         save(*sys.argv[1:6])

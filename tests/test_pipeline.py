@@ -14,7 +14,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import decoded_records
+from conftest import decoded_records, same_records
 from pipelines import manifest as manifest_lib
 from pipelines.options import BuildOptions
 from pipelines.output import OutputExists
@@ -58,16 +58,15 @@ def assert_same_output(beam_dir, reference_dir):
         elif key not in VOLATILE:
             assert beam.manifest[key] == ref.manifest[key], key
     for period in beam.periods:
-        assert decoded_records(beam.files([period["index"]])) == decoded_records(
-            ref.files([period["index"]])), period["name"]
+        same_records(beam.files([period["index"]]), ref.files([period["index"]]))
     for kind in beam.manifest["vocab"]:
         if kind != "sizes":
             assert beam.vocabulary(kind) == ref.vocabulary(kind), kind
     if beam.protocol == "a":
         for window in ("val", "test"):
             b, r = beam.manifest["candidates"][window], ref.manifest["candidates"][window]
-            assert decoded_records(os.path.join(beam_dir, f) for f in b["tfrecord"]) == \
-                decoded_records(os.path.join(reference_dir, f) for f in r["tfrecord"])
+            same_records((os.path.join(beam_dir, f) for f in b["tfrecord"]),
+                         (os.path.join(reference_dir, f) for f in r["tfrecord"]))
             lines = [open(os.path.join(d, c["csv"])).read().splitlines()
                      for d, c in ((beam_dir, b), (reference_dir, r))]
             assert lines[0][0] == lines[1][0]
