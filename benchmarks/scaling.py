@@ -507,12 +507,15 @@ def carry_over(report_path: str, sizes: list, runs_dir: str, running: list) -> l
             path = os.path.join(steps_dir, f"{step}.json")
             if step in running or os.path.exists(path):
                 continue
+            machine = earlier.get("machine", {}).get("cpu_model", "an unrecorded machine")
             _write_json(path, {**record, "carried_over_from": {
-                "report": os.path.basename(report_path), "date": earlier["date"]}})
+                "report": os.path.basename(report_path), "date": earlier["date"],
+                "machine": machine}})
             taken.append(step)
         if taken:
             notes.append(f"{r:,} rows: {', '.join(taken)} carried over from the report of "
-                         f"{earlier['date']} (not measured again by this invocation)")
+                         f"{earlier['date']} on {machine} (not measured again by this "
+                         "invocation)")
     return notes
 
 
@@ -786,10 +789,9 @@ def render_markdown(report: dict) -> str:
         f"- Date: {report['date']}",
         f"- Command: `{report['command']}` (from the repository root)",
         *machine_info.header_lines(report["machine"], report["gpus_seen_by_tensorflow"]),
-        "- Shared machine: another benchmark (2 CPU-bound training processes at nice 5) "
-        "ran throughout, so a step got at most one of the 2 cores and often much less "
-        "(CPU/wall and the load average in the steps table). Compare exponents and "
-        "ratios, CPU seconds rather than wall seconds.",
+        "- Load: the steps table gives each step's CPU/wall and the load average around "
+        "it; where other work held the cores, wall seconds include waiting for one, so "
+        "compare exponents, ratios and CPU seconds (the notes say what else ran).",
         "- Data: `benchmarks.synthetic` fitted on yelp-a (seed 0): users and items in "
         "proportion to rows, heavy-tailed activity and popularity, items born and rising "
         "and falling over the real span (2019-01-01 .. 2019-12-13), the real per-day "

@@ -142,12 +142,13 @@ def test_carry_over_writes_the_steps_not_run_again(tmp_path):
     record = json.loads((steps / "epoch.json").read_text())
     assert record["seconds"] == 2.0 and record["carried_over_from"]["date"] == earlier["date"]
     assert notes == ["1,000 rows: epoch carried over from the report of "
-                     "2026-11-25T06:42:02+00:00 (not measured again by this invocation)"]
+                     "2026-11-25T06:42:02+00:00 on an unrecorded machine (not measured "
+                     "again by this invocation)"]
     # A step already measured in the runs folder is kept, not overwritten.
     (steps / "epoch.json").write_text(json.dumps({"seconds": 3.0}))
     assert scaling.carry_over(str(tmp_path / "scaling.json"), [1000], str(runs), []) == [
         "1,000 rows: leaprec carried over from the report of 2026-11-25T06:42:02+00:00 "
-        "(not measured again by this invocation)"]
+        "on an unrecorded machine (not measured again by this invocation)"]
     assert json.loads((steps / "epoch.json").read_text())["seconds"] == 3.0
 
 
