@@ -1,7 +1,15 @@
 """Shared fixtures: real datasets, fetched or located once per test session."""
-import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
-
 import os
+
+# Under pytest-xdist each test process gets its share of the cores for TensorFlow's
+# kernels: N processes x all cores of threads spin against each other. (Inter-op
+# threads stay at TF's default: two MirroredStrategy replicas need two at once.)
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import tfmeta  # noqa: F401,E402  (first: selects Keras 2 before anything loads TensorFlow)
 
 import pytest
 

@@ -47,11 +47,11 @@ def _check(*args, workers: int = 0) -> list:
                        *map(str, args)], workers)
 
 
-# The default run takes one method per distributed code path: the plain update (iu),
-# replay (spmf), transfer (sml) and the protocol A loops (plain epoch, LeapRec and FOMAML
-# iterations); the ASMG generator's is test_two_workers_train_like_one_process's. --long
-# runs every method (MirroredStrategy traces slowly: 4 minutes on 2 cores).
-EACH_PATH = ("iu", "spmf", "sml", "mf", "leaprec+lightgcn", "fomaml+mf")
+# The default run takes the plain update (iu), replay (spmf) and the protocol A loops
+# (plain epoch, LeapRec and FOMAML iterations); the ASMG generator's distributed path is
+# test_two_workers_train_like_one_process's. --long runs every method, SML's transfer
+# included (MirroredStrategy traces slowly: 4 minutes on 2 cores).
+EACH_PATH = ("iu", "spmf", "mf", "leaprec+lightgcn", "fomaml+mf")
 EVERY_METHOD = ("iu", "bu-3", "incctr", "spmf", "sml", "asmg-gru-multi", "asmg-linear",
                 "mf", "leaprec+lightgcn", "fomaml+mf")
 
