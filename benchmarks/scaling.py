@@ -499,6 +499,7 @@ def carry_over(report_path: str, sizes: list, runs_dir: str, running: list) -> l
     not measured in runs_dir already); returns a note per size saying which."""
     with open(report_path) as f:
         earlier = json.load(f)
+    machine = earlier.get("machine", {}).get("cpu_model", "an unrecorded machine")
     notes = []
     for r in sizes:
         steps_dir = _paths(size_dir_of(runs_dir, r))["steps"]
@@ -507,7 +508,6 @@ def carry_over(report_path: str, sizes: list, runs_dir: str, running: list) -> l
             path = os.path.join(steps_dir, f"{step}.json")
             if step in running or os.path.exists(path):
                 continue
-            machine = earlier.get("machine", {}).get("cpu_model", "an unrecorded machine")
             _write_json(path, {**record, "carried_over_from": {
                 "report": os.path.basename(report_path), "date": earlier["date"],
                 "machine": machine}})
