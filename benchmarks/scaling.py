@@ -30,8 +30,16 @@ from the repository root), so that its peak memory is its own:
                     (already traced: the steady-state cost), the sampled validation
                     scoring, and full ranking up to --full-ranking-max-rows (it scores
                     every warm item per instance)
+    leaprec-profile the same iteration costed from three of its time steps (where walking
+                    every month takes hours): the first month (it traces), the first
+                    again and the last (the largest graph), each with its inner steps;
+                    per-month cost = fixed + per-interaction x the graph's interactions,
+                    summed over the months, plus the trace and the meta update. Checked
+                    against a full walk in the same process up to
+                    --warm-iteration-max-rows; its checkpoint is exportable
     export-ctr      the trained EmbeddingMLP as a CtrServer SavedModel version
     export-leaprec  the trained LeapRec (GTL + OTL) as a RankingServer SavedModel version
+                    (leaprec's checkpoint, else leaprec-profile's: the same variables)
 
 Each child measures its timed part itself (wall, CPU seconds, peak RSS sampled every 50
 ms with psutil, RSS at the start) and writes RUNS_DIR/rows-N/steps/STEP.json; the parent
@@ -68,12 +76,15 @@ RUNS_DIR = os.path.join("runs", "scaling")        # relative to the repository r
 DEFAULT_ROWS = (100_000, 1_000_000, 10_000_000)
 QUICK_ROWS = (20_000, 50_000)
 STEPS = ("generate", "pipeline-b", "pipeline-a", "epoch", "epoch-lazy-adam", "epoch-profile",
-         "leaprec", "export-ctr", "export-leaprec")
+         "leaprec", "leaprec-profile", "export-ctr", "export-leaprec")
 # Steps a step needs first (its inputs).
 NEEDS = {"pipeline-b": ("generate",), "pipeline-a": ("generate",), "epoch": ("pipeline-b",),
          "epoch-lazy-adam": ("pipeline-b",),
          "epoch-profile": ("pipeline-b",), "leaprec": ("pipeline-a",),
-         "export-ctr": ("epoch-lazy-adam",), "export-leaprec": ("leaprec",)}
+         "leaprec-profile": ("pipeline-a",),
+         "export-ctr": ("epoch-lazy-adam",), "export-leaprec": ("leaprec", "leaprec-profile")}
+# Steps of which one is enough (export-leaprec exports the checkpoint of either).
+NEEDS_ANY = {"export-leaprec"}
 SEED = 0
 CTR_BATCH = 256            # IncrementalOptions.batch_size
 PROFILE_BATCHES = 50
@@ -101,6 +112,10 @@ COSTS = (
     ("leaprec_warm_iteration_seconds", "LeapRec 2nd iteration (traced) wall s", "leaprec",
      "warm_iteration_seconds", "s"),
     ("leaprec_peak_rss", "LeapRec peak RSS MiB", "leaprec", "peak_rss_bytes", "B"),
+    ("leaprec_estimated_seconds", "LeapRec iteration from 3 profiled months, estimated wall s",
+     "leaprec-profile", "estimated_iteration_seconds", "s"),
+    ("leaprec_profile_peak_rss", "LeapRec profiled months peak RSS MiB", "leaprec-profile",
+     "peak_rss_bytes", "B"),
     # CPU seconds: steadier than wall seconds on a shared machine.
     ("pipeline_b_cpu_seconds", "pipeline B CPU s", "pipeline-b", "cpu_seconds", "s"),
     ("pipeline_a_cpu_seconds", "pipeline A CPU s", "pipeline-a", "cpu_seconds", "s"),
@@ -159,6 +174,7 @@ def _paths(size_dir: str) -> dict:
             # the lazy-adam epoch's: it runs at every size (the export holds no slots)
             "ctr_checkpoint": os.path.join(size_dir, "epoch-lazy-adam", "model"),
             "leaprec_run": os.path.join(size_dir, "leaprec"),
+            "leaprec_profile_run": os.path.join(size_dir, "leaprec-profile"),
             "exports": os.path.join(size_dir, "exports"),
             "steps": os.path.join(size_dir, "steps")}
 
@@ -368,24 +384,37 @@ def _leaprec_options():
                              **LEAPREC_OVERRIDES})
 
 
-def step_leaprec(size_dir: str, rows: int, full_ranking_max_rows: int,
-                 warm_iteration_max_rows: int = WARM_ITERATION_MAX_ROWS) -> dict:
+def _leaprec_phase(periods_dir: str, run_dir: str, options) -> tuple:
+    """(the val phase of a fresh LeapRec run in run_dir, its PeriodDataset, the Measure
+    of loading it: interactions, histories, models)."""
     import tensorflow as tf
     from tfmeta.data import interactions as inter
     from tfmeta.data.periods import PeriodDataset
     from tfmeta.training.ranking import PHASES, Phase
-    paths = _paths(size_dir)
-    options = _leaprec_options()
-    shutil.rmtree(paths["leaprec_run"], ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
     tf.config.experimental.enable_op_determinism()  # as train_ranking
-    data = PeriodDataset(paths["a"])
+    data = PeriodDataset(periods_dir)
     name, windows = PHASES[0]  # the val phase: train on the train window
     with Measure() as load:
         everything = inter.read_interactions(data, ("train", "val", "test"))
         timelines = inter.UserTimelines(everything["user"], everything["item"],
                                         everything["ts"])
-        phase = Phase(data, name, windows, options, paths["leaprec_run"], timelines,
-                      everything)
+        phase = Phase(data, name, windows, options, run_dir, timelines, everything)
+    return phase, data, load
+
+
+def _leaprec_sizes(phase) -> dict:
+    return {"time_steps": phase.part.num_steps, "train_interactions": len(phase.part),
+            "parameters": _parameters(phase.scorer.trainable_variables),
+            "embedding_rows": int(sum(int(m.embeddings.shape[0])
+                                      for m in phase.scorer.models))}
+
+
+def step_leaprec(size_dir: str, rows: int, full_ranking_max_rows: int,
+                 warm_iteration_max_rows: int = WARM_ITERATION_MAX_ROWS) -> dict:
+    paths = _paths(size_dir)
+    options = _leaprec_options()
+    phase, data, load = _leaprec_phase(paths["a"], paths["leaprec_run"], options)
     losses = []
     units = phase.train(losses)
     with Measure() as m:
@@ -409,18 +438,73 @@ def step_leaprec(size_dir: str, rows: int, full_ranking_max_rows: int,
            **({"warm_iteration": warm.figures(), "warm_iteration_seconds": warm.seconds,
                "warm_loss": float(np.mean(warm_losses))} if warm else {}),
            "sampled_evaluation": {**sampled.figures(), "instances": figures["instances"]},
-           "loss": losses[0], "time_steps": phase.part.num_steps,
-           "train_interactions": len(phase.part),
+           "loss": losses[0], **_leaprec_sizes(phase),
            "inner_steps": options.inner_steps, "batch_size": options.batch_size,
-           "parameters": _parameters(phase.scorer.trainable_variables),
-           "embedding_rows": int(sum(int(m_.embeddings.shape[0])
-                                     for m_ in phase.scorer.models)),
            "sampled_HR@10": figures["sampled"].get("HR@10")}
     if rows <= full_ranking_max_rows:
         with Measure() as full:
             figures = phase.evaluate(full_ranking=True)
         out["full_evaluation"] = {**full.figures(), "instances": figures["instances"],
                                   "items": len(data.vocabulary("items"))}
+    return out
+
+
+def iteration_estimate(cold_first: float, warm_first: float, warm_last: float,
+                       interactions_upto: list, end_seconds: float) -> dict:
+    """An iteration's seconds from three measured months. Every month runs the same
+    number of inner steps, so its cost is fixed + per_interaction x the interactions of
+    its graph (months <= t): the line through the warm first and last months, summed
+    over interactions_upto (one count per month), plus the first month's tracing (cold -
+    warm) and the meta update at the end."""
+    first, last = interactions_upto[0], interactions_upto[-1]
+    slope = (warm_last - warm_first) / (last - first) if last > first else 0.0
+    fixed = warm_first - slope * first
+    walk = sum(fixed + slope * n for n in interactions_upto)
+    trace = cold_first - warm_first
+    return {"per_month_fixed_seconds": fixed, "per_interaction_seconds": slope,
+            "trace_seconds": trace, "estimated_walk_seconds": walk,
+            "estimated_iteration_seconds": trace + walk + end_seconds}
+
+
+def step_leaprec_profile(size_dir: str, rows: int,
+                         warm_iteration_max_rows: int = WARM_ITERATION_MAX_ROWS) -> dict:
+    import numpy as np
+    paths = _paths(size_dir)
+    options = _leaprec_options()
+    phase, _, load = _leaprec_phase(paths["a"], paths["leaprec_profile_run"], options)
+    part, last = phase.part, phase.part.num_steps - 1
+    counts = np.bincount(part.step, minlength=part.num_steps)
+    upto = [int(n) for n in np.cumsum(counts)]
+    items = phase.popular_items()  # as the timed iteration records them after each month
+    rng = np.random.default_rng([options.seed, 0, 0])
+    months = []
+    with Measure() as whole:
+        phase.learner.begin_iteration()
+        for label, t in (("cold", 0), ("warm", 0), ("warm", last)):
+            with Measure() as m:
+                loss = phase.time_step(t, rng)
+                phase._item_representations(items)
+            months.append({"month": part.step_labels[t], "time_step": t, "kind": label,
+                           "interactions_upto": upto[t], "loss": loss, **m.figures()})
+        with Measure() as end:
+            phase.learner.end_iteration()
+    est = iteration_estimate(months[0]["seconds"], months[1]["seconds"],
+                             months[2]["seconds"], upto, end.seconds)
+    cpu = iteration_estimate(months[0]["cpu_seconds"], months[1]["cpu_seconds"],
+                             months[2]["cpu_seconds"], upto, end.cpu_seconds)
+    phase.done.assign(1)
+    phase.manager.save()  # for export-leaprec: the same variables as an iteration's
+    out = {**whole.figures(), "load": load.figures(), "months": months,
+           "end_iteration": end.figures(), "interactions_upto": upto, **est,
+           "estimated_iteration_cpu_seconds": cpu["estimated_iteration_seconds"],
+           **_leaprec_sizes(phase), "inner_steps": options.inner_steps,
+           "batch_size": options.batch_size}
+    if rows <= warm_iteration_max_rows:  # the estimate against a walk of every month
+        phase.done.assign(0)  # an iteration that records representations, as timed
+        with Measure() as walk:
+            phase._iteration(np.random.default_rng([options.seed, 1, 0]))
+        out["checked_walk"] = walk.figures()
+        out["estimate_over_walk"] = est["estimated_walk_seconds"] / walk.seconds
     return out
 
 
@@ -460,8 +544,13 @@ def step_export_leaprec(size_dir: str, rows: int) -> dict:
     data = PeriodDataset(paths["a"])
     options = _leaprec_options()
     scorer = leaprec.Scorer(list(build_models(options, data, options.seed).values()))
-    latest = tf.train.latest_checkpoint(os.path.join(paths["leaprec_run"], "val",
-                                                     "checkpoints"))
+    for run in ("leaprec_run", "leaprec_profile_run"):
+        latest = tf.train.latest_checkpoint(os.path.join(paths[run], "val", "checkpoints"))
+        if latest:
+            break
+    else:
+        raise FileNotFoundError(f"no LeapRec checkpoint under {size_dir}: run the leaprec "
+                                "or leaprec-profile step first")
     tf.train.Checkpoint(models=scorer.models).restore(latest).expect_partial() \
         .assert_existing_objects_matched()
     train = inter.read_interactions(data, ("train",))
@@ -471,6 +560,7 @@ def step_export_leaprec(size_dir: str, rows: int) -> dict:
                                                data.vocabulary("items"), assets))
     out["parameters"] = _parameters(scorer.trainable_variables)
     out["parameter_bytes"] = 4 * out["parameters"]
+    out["checkpoint_of"] = run.removesuffix("_run").replace("_", "-")
     return out
 
 
@@ -483,6 +573,7 @@ def run_child(step: str, size_dir: str, rows: int, full_ranking_max_rows: int) -
                  "epoch-profile": step_epoch_profile,
                  "leaprec": lambda d, r: step_leaprec(d, r, full_ranking_max_rows,
                                                       WARM_MAX[0]),
+                 "leaprec-profile": lambda d, r: step_leaprec_profile(d, r, WARM_MAX[0]),
                  "export-ctr": step_export_ctr, "export-leaprec": step_export_leaprec}
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     result = functions[step](size_dir, rows)
@@ -819,6 +910,13 @@ def render_markdown(report: dict) -> str:
         "iteration includes tracing every tf.function, so a second walk (already traced, "
         "no representations) is timed too. Loading the interactions (histories), the "
         "checkpoint and the scoring are reported apart.",
+        "- LeapRec iteration from 3 profiled months (`leaprec-profile`, where a walk of "
+        "every month would take hours): the same phase, the first month timed twice "
+        "(cold: it traces; warm) and the last month (the largest graph) once, each with "
+        "its K inner steps and representations; a month's cost is taken as fixed + "
+        "per-interaction x its graph's interactions (the line through the two warm "
+        "months), summed over the months, plus the tracing and the meta update. Where a "
+        "full walk also ran in the same process, 'estimate / walk' checks it.",
         "- Export: `tfmeta.export.run.export_server` of a `CtrServer` / `RankingServer`; "
         "bytes on disk of the SavedModel version directory.",
         "",
@@ -833,6 +931,7 @@ def render_markdown(report: dict) -> str:
         b, a = res.get("pipeline-b", {}), res.get("pipeline-a", {})
         vocab = b.get("vocab") or a.get("vocab") or {}
         inst = a.get("instances") or {}
+        leap = "leaprec" if "leaprec" in res else "leaprec-profile"
         if not vocab and "generate" in res:  # generated only: the planned ids
             g = res["generate"]
             out.append(f"| {r:,} | {g['user_ids_planned']:,} (planned) "
@@ -841,10 +940,10 @@ def render_markdown(report: dict) -> str:
             continue
         out.append(
             f"| {r:,} | {vocab.get('users', 0):,} | {vocab.get('items', 0):,} "
-            f"| {b.get('examples', 0):,} | {_of(res, 'leaprec', 'train_interactions')} "
+            f"| {b.get('examples', 0):,} | {_of(res, leap, 'train_interactions')} "
             f"| {inst.get('val', 0):,} / {inst.get('test', 0):,} "
             f"| {_of(res, 'epoch-lazy-adam', 'parameters')} "
-            f"| {_of(res, 'leaprec', 'parameters')} |")
+            f"| {_of(res, leap, 'parameters')} |")
     out += ["", "## Costs", "",
             "| cost | " + " | ".join(f"{r:,} rows" for r in sizes) + " |",
             "|---|" + "---:|" * len(sizes)]
@@ -870,6 +969,16 @@ def render_markdown(report: dict) -> str:
              ("LeapRec full-ranking val scoring s", "leaprec",
               lambda s: (f"{s['full_evaluation']['seconds']:.1f}"
                          if "full_evaluation" in s else "not run")),
+             ("LeapRec profile: month fixed s + s per 1M graph interactions",
+              "leaprec-profile", lambda s: (f"{s['per_month_fixed_seconds']:.1f} + "
+                                            f"{1e6 * s['per_interaction_seconds']:.1f}")),
+             ("LeapRec profile: tracing s / meta update s", "leaprec-profile",
+              lambda s: f"{s['trace_seconds']:.1f} / {s['end_iteration']['seconds']:.1f}"),
+             ("LeapRec profile: estimated walk / a measured walk", "leaprec-profile",
+              lambda s: (f"{s['estimated_walk_seconds']:.1f} / "
+                         f"{s['checked_walk']['seconds']:.1f} s = "
+                         f"{s['estimate_over_walk']:.2f}" if "checked_walk" in s
+                         else "no walk")),
              ("export EmbeddingMLP s / peak RSS MiB", "export-ctr",
               lambda s: f"{s['seconds']:.1f} / {s['peak_rss_bytes'] / MIB:,.0f}"),
              ("export LeapRec s / peak RSS MiB", "export-leaprec",
@@ -964,8 +1073,9 @@ def main(argv=None) -> int:
                              "records them")
     parser.add_argument("--warm-iteration-max-rows", type=_rows,
                         default=WARM_ITERATION_MAX_ROWS,
-                        help="time LeapRec's second (already traced) iteration only up "
-                             "to this many rows")
+                        help="time LeapRec's second (already traced) iteration, and "
+                             "check leaprec-profile's estimate against a full walk, only "
+                             "up to this many rows")
     parser.add_argument("--in-process", action="store_true",
                         help="run the steps in this process (tests; figures not isolated)")
     parser.add_argument("--carry-over", metavar="REPORT_JSON",
@@ -1020,8 +1130,11 @@ def main(argv=None) -> int:
         d = size_dir_of(runs_dir, r)
         missing = [n for n in NEEDS.get(step, ()) if not os.path.exists(
             os.path.join(_paths(d)["steps"], f"{n}.json"))]
+        if step in NEEDS_ANY and len(missing) < len(NEEDS[step]):
+            missing = []
         if missing:
-            failures.append(f"{step} at {r:,} rows skipped: needs {', '.join(missing)}")
+            joined = (" or " if step in NEEDS_ANY else ", ").join(missing)
+            failures.append(f"{step} at {r:,} rows skipped: needs {joined}")
             bar.write(failures[-1])
             continue
         bar.set_postfix_str(f"{r:,} rows {step}")

@@ -108,6 +108,14 @@ def test_benchmark_writes_every_step_for_two_sizes(shared_data_dir, tmp_path, mo
         assert steps["leaprec"]["time_steps"] == 10  # Jan .. Oct 2019
         assert steps["export-ctr"]["export_bytes"] > steps["export-ctr"]["parameter_bytes"]
         assert steps["export-leaprec"]["export_bytes"] > 0
+        assert steps["export-leaprec"]["checkpoint_of"] == "leaprec"
+        months = steps["leaprec-profile"]["months"]
+        assert [m["kind"] for m in months] == ["cold", "warm", "warm"]
+        assert [m["time_step"] for m in months] == [0, 0, 9]
+        assert steps["leaprec-profile"]["interactions_upto"][-1] == \
+            steps["leaprec"]["train_interactions"]
+        assert steps["leaprec-profile"]["estimated_iteration_seconds"] > 0
+        assert steps["leaprec-profile"]["checked_walk"]["seconds"] > 0
         profile = steps["epoch-profile"]["ms_per_step"]
         assert set(profile) == {"adam", "keras_sgd", "lazy_adam"}
         assert all(v["cpu"] > 0 for parts in profile.values() for v in parts.values())
@@ -150,6 +158,31 @@ def test_carry_over_writes_the_steps_not_run_again(tmp_path):
         "1,000 rows: leaprec carried over from the report of 2026-11-25T06:42:02+00:00 "
         "on an unrecorded machine (not measured again by this invocation)"]
     assert json.loads((steps / "epoch.json").read_text())["seconds"] == 3.0
+
+
+def test_iteration_estimate_sums_a_line_through_the_warm_months():
+    # warm months: 10 s at 100 interactions, 30 s at 500 -> 5 s + 0.05 s per interaction
+    est = scaling.iteration_estimate(cold_first=25.0, warm_first=10.0, warm_last=30.0,
+                                     interactions_upto=[100, 300, 500], end_seconds=2.0)
+    assert est["per_month_fixed_seconds"] == pytest.approx(5.0)
+    assert est["per_interaction_seconds"] == pytest.approx(0.05)
+    assert est["trace_seconds"] == pytest.approx(15.0)
+    assert est["estimated_walk_seconds"] == pytest.approx(10 + 20 + 30)
+    assert est["estimated_iteration_seconds"] == pytest.approx(15 + 60 + 2)
+
+
+def test_export_leaprec_needs_either_leaprec_step(tmp_path, shared_data_dir, monkeypatch):
+    monkeypatch.setenv("TFMETA_DATA_DIR", shared_data_dir)
+    runs = tmp_path / "runs"
+    steps = runs / "rows-1000" / "steps"
+    steps.mkdir(parents=True)
+    argv = ["--rows", "1000", "--runs-dir", str(runs), "--results-dir",
+            str(tmp_path / "results"), "--steps", "export-leaprec", "--resume",
+            "--in-process"]
+    assert scaling.main(argv) == 1  # neither ran: skipped, and the report says why
+    report = json.loads((tmp_path / "results" / "scaling.json").read_text())
+    assert report["failures"] == [
+        "export-leaprec at 1,000 rows skipped: needs leaprec or leaprec-profile"]
 
 
 def test_growth_verdicts():

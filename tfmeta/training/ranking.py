@@ -249,22 +249,29 @@ class Phase:
     def _iteration(self, rng) -> list:
         """One walk over the time steps in order; the mean inner loss of each. The last
         iteration also records the popular items' representations after every step."""
-        part, k, size = self.part, self.options.inner_steps, self.options.batch_size
+        part = self.part
         record = int(self.done.numpy()) == self.units - 1
         self.learner.begin_iteration()
         losses, shots = [], []
         items = self.popular_items() if record else None
         for step in range(part.num_steps):
-            upto = part.step <= step  # the graph of time steps <= t
-            self.scorer.set_graph(part.users[upto], part.items[upto])
-            losses.append(self.learner.time_step(
-                time_step_batches(part, step, k + 1, size, rng)))
+            losses.append(self.time_step(step, rng))
             if record:
                 shots.append(self._item_representations(items))
         self.learner.end_iteration()
         if record:
             self._save_representations(items, shots)
         return losses
+
+    def time_step(self, step: int, rng) -> float:
+        """Time step `step` of an iteration (between the learner's begin_iteration and
+        end_iteration): the graph of time steps <= t, then the K inner steps; its mean
+        inner loss."""
+        part = self.part
+        upto = part.step <= step
+        self.scorer.set_graph(part.users[upto], part.items[upto])
+        return self.learner.time_step(time_step_batches(
+            part, step, self.options.inner_steps + 1, self.options.batch_size, rng))
 
     def popular_items(self) -> np.ndarray:
         """The REPRESENTED_ITEMS items with the most interactions in the phase."""
