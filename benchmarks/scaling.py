@@ -837,7 +837,10 @@ def explain(report: dict) -> list:
     leap = [g for g in report["growth"] if g["cost"].startswith("leaprec_")
             and g["cost"].endswith("seconds")]
     if leap:
-        r_small, r_large = leap[0]["from_rows"], leap[-1]["to_rows"]
+        def above_libraries(r):  # GiB of a LeapRec step's peak above its start
+            step = results[r].get("leaprec") or results[r]["leaprec-profile"]
+            return (step["peak_rss_bytes"] - step["load"]["baseline_rss_bytes"]) / (1 << 30)
+        memory = [r for r in sizes if {"leaprec", "leaprec-profile"} & set(results[r])]
         notes.append(
             "- LeapRec iteration: "
             + ", ".join(f"{g['label']} k = {g['exponent']:.2f} ({g['from_rows']:,} -> "
@@ -849,10 +852,9 @@ def explain(report: dict) -> list:
             "that grow with rows are the graph propagation (edges) and the dense "
             "per-step work on the embedding tables (Leap's trajectory terms, Adam), both "
             "O(rows) per step for a fixed step count: linear at most. Memory is linear "
-            "too but large: the peak RSS above the libraries grew from about "
-            f"{(results[r_small]['leaprec']['peak_rss_bytes'] - results[r_small]['leaprec']['load']['baseline_rss_bytes']) / (1 << 30):.1f} GiB to "
-            f"{(results[r_large]['leaprec']['peak_rss_bytes'] - results[r_large]['leaprec']['load']['baseline_rss_bytes']) / (1 << 30):.1f} GiB; "
-            "ten times that would not fit this machine's 24 GiB.")
+            "too but large: the peak RSS above the libraries was "
+            + ", ".join(f"{above_libraries(r):.1f} GiB at {r:,} rows" for r in memory)
+            + ".")
     for cost in sorted(bad - explained):
         wall_only = _wall_only(report["growth"], cost)
         if wall_only:
