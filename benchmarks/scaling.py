@@ -77,14 +77,13 @@ DEFAULT_ROWS = (100_000, 1_000_000, 10_000_000)
 QUICK_ROWS = (20_000, 50_000)
 STEPS = ("generate", "pipeline-b", "pipeline-a", "epoch", "epoch-lazy-adam", "epoch-profile",
          "leaprec", "leaprec-profile", "export-ctr", "export-leaprec")
-# Steps a step needs first (its inputs).
+# Steps a step needs first (its inputs); a tuple among them: any one of those steps.
 NEEDS = {"pipeline-b": ("generate",), "pipeline-a": ("generate",), "epoch": ("pipeline-b",),
          "epoch-lazy-adam": ("pipeline-b",),
          "epoch-profile": ("pipeline-b",), "leaprec": ("pipeline-a",),
          "leaprec-profile": ("pipeline-a",),
-         "export-ctr": ("epoch-lazy-adam",), "export-leaprec": ("leaprec", "leaprec-profile")}
-# Steps of which one is enough (export-leaprec exports the checkpoint of either).
-NEEDS_ANY = {"export-leaprec"}
+         "export-ctr": ("epoch-lazy-adam",),
+         "export-leaprec": (("leaprec", "leaprec-profile"),)}  # either's checkpoint
 SEED = 0
 CTR_BATCH = 256            # IncrementalOptions.batch_size
 PROFILE_BATCHES = 50
@@ -544,7 +543,7 @@ def step_export_leaprec(size_dir: str, rows: int) -> dict:
     data = PeriodDataset(paths["a"])
     options = _leaprec_options()
     scorer = leaprec.Scorer(list(build_models(options, data, options.seed).values()))
-    for run in ("leaprec_run", "leaprec_profile_run"):
+    for step, run in (("leaprec", "leaprec_run"), ("leaprec-profile", "leaprec_profile_run")):
         latest = tf.train.latest_checkpoint(os.path.join(paths[run], "val", "checkpoints"))
         if latest:
             break
@@ -560,7 +559,7 @@ def step_export_leaprec(size_dir: str, rows: int) -> dict:
                                                data.vocabulary("items"), assets))
     out["parameters"] = _parameters(scorer.trainable_variables)
     out["parameter_bytes"] = 4 * out["parameters"]
-    out["checkpoint_of"] = run.removesuffix("_run").replace("_", "-")
+    out["checkpoint_of"] = step
     return out
 
 
@@ -608,6 +607,11 @@ def carry_over(report_path: str, sizes: list, runs_dir: str, running: list) -> l
                          f"{earlier['date']} on {machine} (not measured again by this "
                          "invocation)")
     return notes
+
+
+def _alternatives(need) -> tuple:
+    """A NEEDS entry as the steps of which one is enough."""
+    return need if isinstance(need, tuple) else (need,)
 
 
 def size_dir_of(runs_dir: str, rows: int) -> str:
@@ -1130,13 +1134,11 @@ def main(argv=None) -> int:
     bar = tqdm(plan, desc="scaling", unit="step", file=sys.stderr)
     for r, step in bar:
         d = size_dir_of(runs_dir, r)
-        missing = [n for n in NEEDS.get(step, ()) if not os.path.exists(
-            os.path.join(_paths(d)["steps"], f"{n}.json"))]
-        if step in NEEDS_ANY and len(missing) < len(NEEDS[step]):
-            missing = []
+        missing = [" or ".join(need) for need in map(_alternatives, NEEDS.get(step, ()))
+                   if not any(os.path.exists(os.path.join(_paths(d)["steps"], f"{n}.json"))
+                              for n in need)]
         if missing:
-            joined = (" or " if step in NEEDS_ANY else ", ").join(missing)
-            failures.append(f"{step} at {r:,} rows skipped: needs {joined}")
+            failures.append(f"{step} at {r:,} rows skipped: needs {', '.join(missing)}")
             bar.write(failures[-1])
             continue
         bar.set_postfix_str(f"{r:,} rows {step}")
