@@ -1085,6 +1085,31 @@ def render_markdown(report: dict, prefix: str) -> str:
 
 # ------------------------------------------------------------------ main
 
+def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
+             figures_dir: str, prefix: str) -> dict:
+    """An experiment's table and summary (and plots) from the runs its settings name:
+    used for the experiments just run and again for kept ones whose runs were replaced."""
+    settings = [(Setting(s["label"], s["method"], tuple(s["varied"].items())),
+                 [runs[i] for i in s["runs"] if i in runs]) for s in record["settings"]]
+    table = {setting.label: figures_row(results) for setting, results in settings if results}
+    record = dict(record, table=table)
+    if name == "models":
+        record["summary"] = summarize_models(table)
+    elif name == "plugins":
+        record["summary"] = summarize_plugins(table, QUICK["plugins"] if quick else PLUGINS)
+    elif name == "split":
+        record["summary"] = summarize_split(table, [s for s, _ in settings])
+    elif name == "sensitivity":
+        record["summary"] = summarize_sensitivity(table, [s for s, _ in settings])
+        if record["summary"]["k"]:
+            plot_k(table, record["summary"], dataset,
+                   os.path.join(figures_dir, f"{prefix}-sensitivity-k-{dataset}.png"))
+    elif name == "figures":
+        record["summary"] = summarize_figures([r for _, rs in settings for r in rs],
+                                              figures_dir, prefix, dataset)
+    return record
+
+
 def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
                 runs_dir: str, figures_dir: str, prefix: str, command: str) -> tuple:
     """Every experiment of one dataset: ({experiment: record}, {run id: run}, failed)."""
@@ -1106,11 +1131,6 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     experiments = {}
     for name, rows in planned.items():
-        table = {}
-        for setting, runs in rows:
-            results = [done[r.id] for r in runs if r.id in done]
-            if results:
-                table[setting.label] = figures_row(results)
         ids = [r.id for _, runs in rows for r in runs]
         record = {"date": date, "command": command, "workers": args.workers,
                   "seeds": figure_seed if name == "figures" else seeds,
@@ -1119,25 +1139,29 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
                                 "varied": dict(s.varied), "runs": [r.id for r in runs]}
                                for s, runs in rows],
                   "run_ids": ids, "reused": sum(i in reused_before for i in ids),
-                  "failed": [i for i in ids if i not in done], "table": table}
-        if name == "models":
-            record["summary"] = summarize_models(table)
-        elif name == "plugins":
-            pairs = QUICK["plugins"] if args.quick else PLUGINS
-            record["summary"] = summarize_plugins(table, pairs)
-        elif name == "split":
-            record["summary"] = summarize_split(table, [s for s, _ in rows])
-        elif name == "sensitivity":
-            record["summary"] = summarize_sensitivity(table, [s for s, _ in rows])
-            if record["summary"]["k"]:
-                plot_k(table, record["summary"], dataset,
-                       os.path.join(figures_dir, f"{prefix}-sensitivity-k-{dataset}.png"))
-        elif name == "figures":
-            results = [done[r.id] for _, runs in rows for r in runs if r.id in done]
-            record["summary"] = summarize_figures(results, figures_dir, prefix, dataset)
-        experiments[name] = record
+                  "failed": [i for i in ids if i not in done]}
+        experiments[name] = tabulate(name, record, done, dataset, args.quick, figures_dir,
+                                     prefix)
     periods = dict(periods, dir=_rel(periods.pop("path")))
     return periods, experiments, done, failed
+
+
+def merge_section(section: Optional[dict], experiments: dict, done: dict, dataset: str,
+                  quick: bool, figures_dir: str, prefix: str) -> dict:
+    """A dataset's report section with this invocation's experiments and runs merged in.
+    Experiments it did not run are kept; those that name a run it replaced (a run
+    folder shared by experiments, run again) are tabulated again from the new run, so
+    that every table agrees with the runs table."""
+    section = section or {"experiments": {}, "runs": {}}
+    merged = {**section["experiments"], **experiments}
+    section["experiments"] = {e: merged[e] for e in EXPERIMENTS if e in merged}
+    keep = {i for e in section["experiments"].values() for i in e["run_ids"]}
+    section["runs"] = {i: r for i, r in {**section["runs"], **done}.items() if i in keep}
+    for name, record in section["experiments"].items():
+        if name not in experiments and set(record["run_ids"]) & set(done):
+            section["experiments"][name] = tabulate(name, record, section["runs"], dataset,
+                                                    quick, figures_dir, prefix)
+    return section
 
 
 def main(argv=None) -> int:
@@ -1240,12 +1264,8 @@ def main(argv=None) -> int:
             dataset, args, settings, shared, seeds, runs_dir, args.results_dir, prefix,
             command)
         failed += [f"{dataset}/{r.id}" for r in failures]
-        section = report["datasets"].get(dataset, {"experiments": {}, "runs": {}})
-        section["experiments"].update(exps)
-        section["experiments"] = {e: section["experiments"][e] for e in EXPERIMENTS
-                                  if e in section["experiments"]}
-        keep = {i for e in section["experiments"].values() for i in e["run_ids"]}
-        section["runs"] = {i: r for i, r in {**section["runs"], **done}.items() if i in keep}
+        section = merge_section(report["datasets"].get(dataset), exps, done, dataset,
+                                args.quick, args.results_dir, prefix)
         section.update({"periods": periods, "machine": machine,
                         "gpus_seen_by_tensorflow": gpus,
                         "benchmark_seconds": time.perf_counter() - started})

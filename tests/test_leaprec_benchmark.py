@@ -1,0 +1,57 @@
+"""benchmarks/leaprec.py's report bookkeeping (the benchmark itself runs for hours)."""
+import pytest
+
+from benchmarks import leaprec
+
+SAMPLED = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR")
+FULL = ("HR@10", "NDCG@10", "MRR")
+
+
+def run(method: str, seed: int, hr10: float) -> dict:
+    """A run record as load_run returns it, every metric = hr10."""
+    figures = {"sampled": {k: hr10 for k in SAMPLED}, "full": {k: hr10 for k in FULL}}
+    return {"id": f"{method}/seed-{seed}", "name": method, "method": method, "seed": seed,
+            "options": {}, "run_dir": f"runs/{method}/seed-{seed}", "process": {},
+            "metrics": {"val": figures, "test": figures, "seconds": 1.0,
+                        "training": {"test": {"losses": [[0.5]], "time_steps": ["t1"]}}}}
+
+
+def models_record(runs: dict) -> dict:
+    settings = [{"label": m, "method": m, "varied": {},
+                 "runs": [f"{m}/seed-{s}" for s in (0, 1)]} for m in ("mf", "leaprec")]
+    record = {"run_ids": [i for s in settings for i in s["runs"]], "settings": settings}
+    return leaprec.tabulate("models", record, runs, "d", False, "unused", "leaprec")
+
+
+def test_a_kept_table_follows_the_run_another_experiment_replaced(tmp_path):
+    old = {r["id"]: r for r in (run("mf", 0, 0.5), run("mf", 1, 0.5),
+                                run("leaprec", 0, 0.4), run("leaprec", 1, 0.4))}
+    section = {"experiments": {"models": models_record(old)}, "runs": old}
+    assert section["experiments"]["models"]["table"]["leaprec"]["columns"][
+        leaprec.HEAD]["mean"] == pytest.approx(0.4)
+
+    # A later invocation runs only an experiment that shares leaprec/seed-0 and gets 0.6.
+    again = {"leaprec/seed-0": run("leaprec", 0, 0.6)}
+    other = {"run_ids": ["leaprec/seed-0"], "settings": [
+        {"label": "leaprec", "method": "leaprec", "varied": {}, "runs": ["leaprec/seed-0"]}],
+        "table": {}}
+    merged = leaprec.merge_section(section, {"split": other}, again, "d", False,
+                                   str(tmp_path), "leaprec")
+    models = merged["experiments"]["models"]
+    assert models["table"]["leaprec"]["columns"][leaprec.HEAD]["mean"] == pytest.approx(0.5)
+    assert models["table"]["mf"]["columns"][leaprec.HEAD]["mean"] == pytest.approx(0.5)
+    assert merged["runs"]["leaprec/seed-0"]["metrics"]["test"]["sampled"]["HR@10"] == 0.6
+    assert list(merged["experiments"]) == ["models", "split"]  # EXPERIMENTS order
+
+
+def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
+    runs = {r["id"]: r for r in (run("mf", 0, 0.5), run("mf", 1, 0.5),
+                                 run("leaprec", 0, 0.4), run("leaprec", 1, 0.4))}
+    kept = dict(models_record(runs), date="then")
+    merged = leaprec.merge_section({"experiments": {"models": kept}, "runs": runs}, {}, {},
+                                   "d", False, str(tmp_path), "leaprec")
+    assert merged["experiments"]["models"] is kept
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))
