@@ -148,6 +148,37 @@ def test_truncated_sequences_continue_from_the_state():
     assert max_abs_diff(restarted[0], full[3]) > 1e-3
 
 
+@pytest.mark.parametrize("make", [lambda: CoordinateGRUGenerator(SPECS, hidden_size=H),
+                                  lambda: LinearGenerator(SPECS, num_steps=3)],
+                         ids=["gru", "linear"])
+def test_empty_leading_steps_change_nothing(make):
+    """A sequence whose first p steps are padding gives exactly the outputs, final state
+    and gradients of the sequence without them, for every p, in one traced graph."""
+    gen = make()
+    gen.build()
+    for w in gen.trainable_weights:
+        w.assign(w + tf.random.normal(w.shape, stddev=0.3))
+    seq, junk = snapshots(3, scale=0.5), snapshots(3, seed=1, scale=9.0)
+    start = gen.initial_state()
+
+    def run(sequence, padding):
+        with tf.GradientTape() as tape:
+            outputs, state = gen(sequence, start, padding=padding)
+            loss = tf.add_n([tf.reduce_sum(tf.square(y)) for y in outputs[-1]])
+        return outputs, state, tape.gradient(loss, gen.trainable_weights)
+
+    padded = tf.function(run)
+    for p in (0, 1, 2):
+        outputs, state, grads = run(seq[p:], 0)
+        got, got_state, got_grads = padded(junk[:p] + seq[p:], tf.constant(p))
+        for a, b in zip(outputs, got[p:]):
+            assert max_abs_diff(a, b) == 0.0
+        assert not state or max_abs_diff(state, got_state) == 0.0
+        assert max_abs_diff([tf.convert_to_tensor(g) for g in grads],
+                            [tf.convert_to_tensor(g) for g in got_grads]) <= 1e-6
+    assert padded.experimental_get_tracing_count() == 1
+
+
 # ------------------------------------------------------------------ initialisation, gradients
 
 

@@ -30,8 +30,13 @@ independent, so the meta-gradient is the same while a step costs the batch's row
 instead of the whole tables (the whole-table cost made every step grow with the
 number of ids). The rows are found model-agnostically, from the indices of the
 probe's sparse gradient; a table whose gradient is dense is generated whole.
-`meta_seconds` excludes graph tracing (`trace_seconds`): asmg-gru-full traces a new
-step for every window length, the windowed variants once.
+`meta_seconds` excludes graph tracing (`trace_seconds`). The windowed variants trace
+their step once: while the window holds fewer than k models, its first slots are empty
+(`padding`: the GRU carries its state through them and ASMG-Linear weighs them 0; their
+outputs get loss weight 0), so every window length runs the same graph and the real
+outputs are exactly those of the shorter sequence. asmg-gru-full, whose window grows to
+`max_periods`, traces a new step for every length instead of running 21 steps from the
+start.
 """
 from __future__ import annotations
 
@@ -83,12 +88,16 @@ class ASMG(ProbedUpdateStrategy):
         self.generator.build(None)  # weights and optimizer slots exist before a restore
         self.meta_optimizer = tf.keras.optimizers.Adam(meta_learning_rate)
         self.meta_optimizer.build(self.generator.trainable_variables)
-        self._meta_step = tf.function(self._generator_step, reduce_retracing=True)
+        # No autograph: the step has no tensor-dependent Python control flow, and
+        # converting the model and generator calls made tracing 20-30% slower.
+        self._meta_step = tf.function(self._generator_step, reduce_retracing=True,
+                                      autograph=False)
         self.make_probe()
         self.tables = [j for j, spec in enumerate(specs) if spec.embedding]
         self.meta_seconds = self.trace_seconds = 0.0
-        # The window of recent base models (fixed slots, `filled` of them in use) and the
-        # hidden state before its first one: variables, so that checkpoints carry them.
+        # The window of recent base models (fixed slots, the last `filled` of them in use,
+        # oldest first) and the hidden state before its first one: variables, so that
+        # checkpoints carry them.
         capacity = max_periods if self.variant == "full" else k
         self.slots = [[tf.Variable(tf.zeros_like(v), trainable=False)
                        for v in model.trainable_variables] for _ in range(capacity)]
@@ -129,7 +138,7 @@ class ASMG(ProbedUpdateStrategy):
         return int(self.filled.numpy())  # .numpy(): int() refuses a MirroredVariable
 
     def _sequence(self) -> list:
-        return [list(slot) for slot in self.slots[:self._filled()]]
+        return [list(slot) for slot in self.slots[len(self.slots) - self._filled():]]
 
     def _start_state(self) -> list:
         if self.variant in ("full", "zero"):
@@ -137,14 +146,14 @@ class ASMG(ProbedUpdateStrategy):
         return list(self.state)
 
     def _push(self, values) -> None:
-        """Appends a snapshot; a full window drops its oldest."""
-        n = self._filled()
-        if n == len(self.slots):
-            for older, newer in zip(self.slots, self.slots[1:]):
-                copy_weights(newer, older)
-            n -= 1
-        copy_weights(values, self.slots[n])
-        self.filled.assign(n + 1)
+        """Appends a snapshot in the last slot, moving the others one slot towards the
+        first; a full window drops its oldest."""
+        n, capacity = self._filled(), len(self.slots)
+        first = max(capacity - n - 1, 0)
+        for older, newer in zip(self.slots[first:], self.slots[first + 1:]):
+            copy_weights(newer, older)
+        copy_weights(values, self.slots[-1])
+        self.filled.assign(min(n + 1, capacity))
 
     def _advance_state(self) -> None:
         """Moves the state past the snapshot about to leave the window."""
@@ -155,33 +164,42 @@ class ASMG(ProbedUpdateStrategy):
     def _train_generator(self, source, i: int) -> None:
         """One pass over period i: each window output is scored on the period after its
         input (the last one on period i) and the generator follows the weighted loss."""
-        steps = self._filled()
-        weights = step_weights(self.variant, steps)
-        targets = [i - steps + 1 + s for s in range(steps)]
-        active = [s for s in range(steps) if weights[s] > 0]
+        filled = self._filled()
+        length = filled if self.variant == "full" else len(self.slots)
+        padding = length - filled  # empty slots first: output s reads period i-length+1+s
+        weights = [0.0] * padding + step_weights(self.variant, filled)
+        # Which outputs get a loss: fixed per length, so that one graph serves every
+        # padding; an empty slot's output is scored (weight 0) on the newest batch.
+        active = (length - 1,) if self.variant == "single" else tuple(range(length))
+        real = [s for s in active[:-1] if s >= padding]
         datasets = [distribute.distribute_dataset(self.distribution, d) for d in
-                    [source.periods([targets[s]]).repeat() for s in active[:-1]]
+                    [source.periods([i - length + 1 + s]).repeat() for s in real]
                     + [source.periods([i])]]  # the newest period ends the pass
-        signature = (tuple(d.element_spec for d in datasets), tuple(active),
-                     tuple(weights), steps)
+        position = {s: n for n, s in enumerate(real)}
+        pick = [position.get(s, len(real)) for s in active]  # dataset of each active output
+        arguments = (tf.constant(weights, tf.float32), tf.constant(padding, tf.int32))
         tick = time.perf_counter()
-        self._meta_step.get_concrete_function(*signature)  # traced before the clock runs
+        self._meta_step.get_concrete_function(  # traced before the clock runs
+            tuple(datasets[n].element_spec for n in pick), active, length,
+            *(tf.TensorSpec.from_tensor(a) for a in arguments))
         self.trace_seconds += time.perf_counter() - tick
         tick = time.perf_counter()
         for batches in zip(*datasets):
-            self._meta_step(batches, tuple(active), tuple(weights), steps)
+            self._meta_step(tuple(batches[n] for n in pick), active, length, *arguments)
         self.meta_seconds += time.perf_counter() - tick
 
-    def _generator_step(self, batches: tuple, active: tuple, weights: tuple,
-                        steps: int) -> None:
-        """One meta-gradient step (traced once per window length). Distributed: the
-        probe's gradient is the global one (summed over replicas); the generator's
-        update then happens once, in cross-replica context."""
+    def _generator_step(self, batches: tuple, active: tuple, length: int, weights,
+                        padding) -> None:
+        """One meta-gradient step over the last `length` slots, the first `padding` of
+        them empty (traced once per length). Distributed: the probe's gradient is the
+        global one (summed over replicas); the generator's update then happens once, in
+        cross-replica context."""
         rows = self._rows_read(batches)
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            sequence = [self._gather(slot, rows) for slot in self.slots[:steps]]
-            outputs, _ = self.generator(sequence, self._gather(self._start_state(), rows))
+            sequence = [self._gather(slot, rows) for slot in self.slots[-length:]]
+            outputs, _ = self.generator(sequence, self._gather(self._start_state(), rows),
+                                        padding=padding)
         targets, output_gradients = [], []
         for s, batch in zip(active, batches):
             self._load_probe(outputs[s], rows)

@@ -56,6 +56,12 @@ Call convention (both generators)
     what the generator produces after reading steps 1..s + 1 of the sequence;
     ``outputs[-1]`` is what a model would serve next.
 
+    ``generator(sequence, state, padding=p)`` treats the first p steps (a Python int or
+    a scalar int tensor) as empty: the GRU carries its state through them unchanged and
+    the linear combination gives them weight 0, so the real steps' outputs are exactly
+    those of the sequence without them. That lets one traced graph serve every window
+    length up to the sequence's (ASMG's window before it holds k models).
+
 State continuation over truncated sequences
     ``final_state`` is the GRU's hidden state after the last step. Training on a long
     history uses truncated sequences: run steps 1..3, keep the returned state (stop
@@ -137,6 +143,11 @@ def _check_sequence(sequence, specs: Sequence[ParamSpec], dtype) -> List[List[tf
             tensors.append(tf.ensure_shape(x, shape))
         steps.append(tensors)
     return steps
+
+
+def _no_padding(padding) -> bool:
+    """True when `padding` is known to be 0 without running a graph."""
+    return isinstance(padding, int) and padding <= 0
 
 
 class CoordinateGRUGenerator(tf.keras.layers.Layer):
@@ -234,7 +245,7 @@ class CoordinateGRUGenerator(tf.keras.layers.Layer):
         y = x + tf.reduce_sum(h_new * v, axis=-1) + c          # skip + linear read-out
         return y, h_new
 
-    def call(self, sequence, state=None):
+    def call(self, sequence, state=None, padding=0):
         steps = _check_sequence(sequence, self.specs, self.dtype)
         if state is None:
             state = self.initial_state()
@@ -248,11 +259,14 @@ class CoordinateGRUGenerator(tf.keras.layers.Layer):
                                 _input_shape(spec) + (self.hidden_size,))
             hidden.append(s if spec.embedding else tf.reshape(s, (1, -1, h)))
         outputs = []
-        for snapshot in steps:  # k is small: one Python iteration per period
+        for s, snapshot in enumerate(steps):  # k is small: one Python iteration per period
             generated = []
             for i, (x, spec) in enumerate(zip(snapshot, self.specs)):
                 x2 = x if spec.embedding else tf.reshape(x, (1, -1))
-                y, hidden[i] = self._step(x2, hidden[i], views[i])
+                y, h_new = self._step(x2, hidden[i], views[i])
+                # an empty step keeps the state
+                hidden[i] = h_new if _no_padding(padding) else tf.where(s >= padding, h_new,
+                                                                        hidden[i])
                 generated.append(y if spec.embedding else tf.reshape(y, spec.shape))
             outputs.append(generated)
         final_state = [hd if spec.embedding else tf.reshape(hd, self._state_shape(spec))
@@ -317,15 +331,21 @@ class LinearGenerator(tf.keras.layers.Layer):
         m = self.num_steps if available is None else min(self.num_steps, available)
         return tf.nn.softmax(self.logits[i][:m])
 
-    def call(self, sequence, state=None):
+    def call(self, sequence, state=None, padding=0):
         steps = _check_sequence(sequence, self.specs, self.dtype)
         state = [] if state is None else state
         outputs = []
         for s in range(len(steps)):
             m = min(self.num_steps, s + 1)
+            if not _no_padding(padding):
+                # Lags that reach an empty step get no weight (lag 0 always counts, so an
+                # empty step's own output stays finite).
+                lags = tf.range(m)
+                real = (lags == 0) | (s - lags >= padding)
             generated = []
             for i in range(len(self.specs)):
-                alpha = self.weights_for(i, m)
+                alpha = self.weights_for(i, m) if _no_padding(padding) else tf.nn.softmax(
+                    tf.where(real, self.logits[i][:m], float("-inf")))
                 # lag l -> snapshot s - l; stacked [m, *shape], contracted over the lags.
                 window = tf.stack([steps[s - l][i] for l in range(m)])
                 generated.append(tf.tensordot(alpha, window, axes=1))
