@@ -326,10 +326,15 @@ class LinearGenerator(tf.keras.layers.Layer):
     def initial_state(self) -> list:
         return []
 
-    def weights_for(self, i: int, available: Optional[int] = None) -> tf.Tensor:
-        """alpha of variable i over lags 0..m-1, m = min(k, available)."""
+    def weights_for(self, i: int, available: Optional[int] = None,
+                    real: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """alpha of variable i over lags 0..m-1, m = min(k, available); lags where the
+        bool [m] tensor `real` is False get weight 0 (the others share the softmax)."""
         m = self.num_steps if available is None else min(self.num_steps, available)
-        return tf.nn.softmax(self.logits[i][:m])
+        logits = self.logits[i][:m]
+        if real is not None:
+            logits = tf.where(real, logits, float("-inf"))
+        return tf.nn.softmax(logits)
 
     def call(self, sequence, state=None, padding=0):
         steps = _check_sequence(sequence, self.specs, self.dtype)
@@ -337,6 +342,7 @@ class LinearGenerator(tf.keras.layers.Layer):
         outputs = []
         for s in range(len(steps)):
             m = min(self.num_steps, s + 1)
+            real = None
             if not _no_padding(padding):
                 # Lags that reach an empty step get no weight (lag 0 always counts, so an
                 # empty step's own output stays finite).
@@ -344,8 +350,7 @@ class LinearGenerator(tf.keras.layers.Layer):
                 real = (lags == 0) | (s - lags >= padding)
             generated = []
             for i in range(len(self.specs)):
-                alpha = self.weights_for(i, m) if _no_padding(padding) else tf.nn.softmax(
-                    tf.where(real, self.logits[i][:m], float("-inf")))
+                alpha = self.weights_for(i, m, real)
                 # lag l -> snapshot s - l; stacked [m, *shape], contracted over the lags.
                 window = tf.stack([steps[s - l][i] for l in range(m)])
                 generated.append(tf.tensordot(alpha, window, axes=1))
