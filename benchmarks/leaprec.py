@@ -4,6 +4,7 @@
     python -m benchmarks.leaprec --datasets movielens-100k         # one dataset
     python -m benchmarks.leaprec --experiments models plugins      # some experiments
     python -m benchmarks.leaprec --resume                          # continue a killed one
+    python -m benchmarks.leaprec --report-only                     # tables of finished runs
     python -m benchmarks.leaprec --quick                           # smoke run (minutes)
 
 Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2):
@@ -53,6 +54,7 @@ import concurrent.futures  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
+import math  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -259,6 +261,20 @@ def chosen_budget(metrics: dict) -> Optional[int]:
     return len(metrics["training"]["test"]["losses"])
 
 
+def at_cap(metrics: dict) -> Optional[bool]:
+    """Did validation choose the val phase's last epoch / iteration (its curve may still
+    have been rising: the cap, not the method, limited the run)? None: fixed budget."""
+    if "budget" not in metrics:
+        return None
+    return chosen_budget(metrics) == len(metrics["budget"]["curve"])
+
+
+def last_loss(metrics: dict) -> float:
+    """The training loss of the test model's last epoch / iteration (mean over time
+    steps for meta-learning runs, whose losses are per time step)."""
+    return float(np.mean(metrics["training"]["test"]["losses"][-1]))
+
+
 def options_differ(recorded: dict, expected: dict) -> dict:
     """{option: recorded value} where a run's options differ from the expected ones;
     options a run predates (added to RankingOptions since) count as their defaults."""
@@ -301,14 +317,23 @@ def train(run: Run, periods: str, workers: int, command: str) -> dict:
     return record
 
 
-def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
-    metrics = _read_json(run.metrics_path)
+def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
+    """{field: recorded value} where a run's metrics are not those of `run` on `periods`."""
     expected = {"protocol": "a", "method": run.method, "seed": run.seed,
-                "dataset": run.dataset, "periods": os.path.abspath(periods)}
+                "dataset": run.dataset}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
+    if os.path.abspath(os.path.join(ROOT, metrics.get("periods") or "")) != \
+            os.path.abspath(periods):
+        wrong["periods"] = metrics.get("periods")
     differ = options_differ(metrics.get("options") or {}, run.expected_options())
     if differ:
         wrong["options"] = differ
+    return wrong
+
+
+def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
+    metrics = _read_json(run.metrics_path)
+    wrong = _mismatch(run, metrics, periods)
     if wrong:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.id} on {periods}: "
                          f"{wrong}; remove the run folder or choose another --runs-dir")
@@ -321,15 +346,35 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
             "metrics": metrics}
 
 
-def run_all(runs: list, periods: str, workers: int, desc: str, command: str) -> tuple:
-    """Runs what has no metrics.json yet, `workers` at a time; ({id: run}, [failed])."""
+def from_report(runs: list, recorded: dict, periods: str) -> dict:
+    """{id: run} of the finished runs the report holds whose folder is gone (runs/
+    cleaned, or the report made on another machine): their figures are kept rather than
+    trained again. A folder that exists, finished or killed, is the run's own record."""
+    kept = {}
+    for run in runs:
+        old = recorded.get(run.id)
+        if old is not None and not os.path.exists(run.out) and \
+                not _mismatch(run, old["metrics"], periods):
+            kept[run.id] = dict(old, process=dict(old["process"], folder_gone=True))
+    return kept
+
+
+def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
+            recorded: Optional[dict] = None, train_missing: bool = True) -> tuple:
+    """Runs what has no metrics.json yet (nor a record in the report, `recorded`, whose
+    folder is gone), `workers` at a time, unless not `train_missing`;
+    ({id: run}, [failed], {ids reused})."""
     done = {r.id: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
-    todo = [r for r in runs if r.id not in done]
+    kept = from_report([r for r in runs if r.id not in done], recorded or {}, periods)
+    done.update(kept)
+    reused = set(done)
+    todo = [r for r in runs if r.id not in done] if train_missing else []
     for run in todo:  # before any run starts
         check_partial(run)
     failed = []
-    print(f"{desc}: {len(runs)} runs ({len(done)} reused), {workers} at a time",
-          file=sys.stderr, flush=True)
+    print(f"{desc}: {len(runs)} runs ({len(done)} reused, {len(kept)} of them from the "
+          f"report: their folders are gone), {workers} at a time", file=sys.stderr,
+          flush=True)
     bar = tqdm(total=len(runs), initial=len(done), desc=desc, unit="run", dynamic_ncols=True)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         futures = {pool.submit(train, r, periods, workers, command): r for r in todo}
@@ -347,7 +392,7 @@ def run_all(runs: list, periods: str, workers: int, desc: str, command: str) -> 
                            f"see {os.path.join(run.out, 'train.log')}", file=sys.stderr)
             bar.update(1)
     bar.close()
-    return done, failed
+    return done, failed, reused
 
 
 # ------------------------------------------------------------------ summaries
@@ -372,6 +417,8 @@ def figures_row(results: list) -> dict:
             "columns": columns,
             "seconds": _stats(m["seconds"] for m in ms),
             "budget": _stats(chosen_budget(m) for m in ms),
+            "at_cap": [sum(bool(at_cap(m)) for m in ms), sum(at_cap(m) is not None for m in ms)],
+            "last_loss": _stats(last_loss(m) for m in ms),
             "cpu_seconds": _stats(p["cpu_seconds"] for p in processes),
             "time_steps": len(ms[0]["training"]["test"]["time_steps"]) if ms else None,
             "by_seed": {r["seed"]: {c: _get(r["metrics"], c) for c in columns}
@@ -776,23 +823,55 @@ def render_models(section: dict, exp: dict) -> list:
     return out + [""]
 
 
-def render_plugins(exp: dict) -> list:
+def gradient_steps(row: dict, method: str, options: dict, examples: int) -> Optional[float]:
+    """Mean gradient steps of a row's test models: K per time step and iteration for a
+    meta-learner, one per minibatch of the `examples` and epoch for a plain model."""
+    if row["budget"]["mean"] is None:
+        return None
+    per_unit = (row["time_steps"] * options["inner_steps"] if parse_method(method)[0]
+                else math.ceil(examples / options["batch_size"]))
+    return row["budget"]["mean"] * per_unit
+
+
+def render_plugins(section: dict, exp: dict) -> list:
     table, s = exp["table"], exp["summary"]
+    options = _effective(exp["options"])
+    windows = section["periods"]["windows"]
+    examples = windows["train"] + windows["val"]  # the test models' training interactions
+    counts = {len(row["seeds"]) for row in table.values()}
+    seeds = (f"{counts.pop()} seed(s)" if len(counts) == 1
+             else f"{len(exp['seeds'])} seeds planned; the seeds column says how many ran")
     out = [f"### 2. Plug-ins: each base model without and with LeapRec; Leap vs FOMAML "
-           f"({len(exp['seeds'])} seed(s))", "",
-           "| base | method | test HR@10 | test NDCG@10 | full HR@10 | HR@10 vs base "
-           "| NDCG@10 vs base | full HR@10 vs base | val HR@10 | s per run |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"({seeds})", "",
+           "| base | method | seeds | test HR@10 | test NDCG@10 | full HR@10 | HR@10 vs base "
+           "| NDCG@10 vs base | full HR@10 vs base | val HR@10 | test budget (at cap) "
+           "| gradient steps | last train loss | s per run |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for g in s["groups"]:
         for r in g["rows"]:
             row, rel = table[r["method"]], r["rel"]
+            capped, capped_of = row["at_cap"]
+            steps = gradient_steps(row, r["method"], options, examples)
             out.append(
-                f"| {g['base']} | {r['method']} | {_pm(row['columns'][HEAD])} "
+                f"| {g['base']} | {r['method']} | {len(row['seeds'])} "
+                f"| {_pm(row['columns'][HEAD])} "
                 f"| {_pm(row['columns'][NDCG])} | {_pm(row['columns']['test/full/HR@10'])} "
                 + ("| — | — | — " if rel is None else
                    f"| {_pct(rel[HEAD])} | {_pct(rel[NDCG])} "
                    f"| {_pct(rel['test/full/HR@10'])} ")
-                + f"| {_pm(row['columns'][VAL_HEAD])} | {_pm(row['seconds'], '.0f')} |")
+                + f"| {_pm(row['columns'][VAL_HEAD])} | {_pm(row['budget'], '.1f')} "
+                f"({capped} of {capped_of}) | {'n/a' if steps is None else f'{steps:,.0f}'} "
+                f"| {_pm(row['last_loss'], '.3f')} | {_pm(row['seconds'], '.0f')} |")
+    out += ["", f"Test budget: the epochs (plain models, at most {options['epochs']}) or "
+            f"iterations (meta-learners, at most {options['iterations']}) the test model "
+            "trained for, the count whose validation HR@10 was best; \"at cap\": runs whose "
+            "validation chose the val phase's last one, so their curve may still have been "
+            "rising when the budget ran out. Gradient steps: of the test model, "
+            f"{options['inner_steps']} (K) per time step and iteration for a meta-learner, "
+            f"one per minibatch of {options['batch_size']} of the {examples:,} train + "
+            "validation interactions and epoch for a plain model. Last train loss: the BPR "
+            "loss of the test model's last epoch / iteration (mean over time steps); a "
+            "meta-learner's scores are the sum of its GTL and OTL models'."]
     out += ["", "\"vs base\": `relative_change(variant, base)` on the same seed, mean ± std "
             "over seeds. `leaprec` is `leaprec+gnn-sa`.", ""]
     plug = s["plug_in"]
@@ -805,10 +884,21 @@ def render_plugins(exp: dict) -> list:
         out.append(f"Measured: **{plug['verdict']}**: {k} of {n} base models improve.")
         for p in plug["per_model"]:
             w, t = p["seeds_improving_hr10"]
+            mine, base = table[p["method"]], table[p["base"]]
+            steps = [gradient_steps(r, m, options, examples)
+                     for r, m in ((mine, p["method"]), (base, p["base"]))]
+            capped, capped_of = mine["at_cap"]
+            training = [f"last train loss {_pm(mine['last_loss'], '.3f')} against the base's "
+                        f"{_pm(base['last_loss'], '.3f')}"]
+            if None not in steps and steps[1]:
+                training.insert(0, f"{steps[0] / steps[1]:.0%} of the base's gradient steps")
+            if capped:
+                training.append(f"validation chose the last of its {options['iterations']} "
+                                f"iterations on {capped} of {capped_of} seeds")
             out.append(f"- {p['base']} -> {p['method']}: HR@10 {100 * p['rel_hr10']:+.2f}%, "
                        f"NDCG@10 {100 * p['rel_ndcg10']:+.2f}% "
                        f"({'improves' if p['improves'] else 'does not improve'}; HR@10 "
-                       f"higher on {w} of {t} seeds).")
+                       f"higher on {w} of {t} seeds). Training: {'; '.join(training)}.")
     lf = s["leap_vs_fomaml"]
     out += ["", "**Claim: Leap beats first-order MAML** (the same GTL + OTL model trained "
             "with either meta-gradient; higher mean sampled HR@10 and NDCG@10).", ""]
@@ -947,7 +1037,9 @@ def _budget_cell(metrics: dict) -> str:
 
 def _run_row(r: dict) -> str:
     mt, pr = r["metrics"], r["process"]
-    cells = [f"{r['name']}{' (resumed)' if pr.get('resumed') else ''}", str(r["seed"]),
+    marks = [m for m, on in (("resumed", pr.get("resumed")),
+                             ("folder gone", pr.get("folder_gone"))) if on]
+    cells = [r["name"] + "".join(f" ({m})" for m in marks), str(r["seed"]),
              f"{mt['test']['sampled']['HR@10']:.4f}", f"{mt['test']['full']['HR@10']:.4f}",
              f"{mt['val']['sampled']['HR@10']:.4f}", _budget_cell(mt), f"{mt['seconds']:.0f}"]
     if pr.get("process_seconds"):
@@ -1021,16 +1113,28 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
               if e.get("failed")]
     if failed:
         out += ["", "**Failed runs** (missing from the tables): " + "; ".join(failed) + "."]
+    unfinished = [f"{n}: {', '.join(e['unfinished'])}"
+                  for n, e in section["experiments"].items() if e.get("unfinished")]
+    if unfinished:
+        out += ["", "**Runs not finished yet** (missing from the tables; tabulated with "
+                "`--report-only`, `--resume` trains or continues them): "
+                + "; ".join(unfinished) + "."]
     out.append("")
     exps = section["experiments"]
     for name, render in (("models", lambda e: render_models(section, e)),
-                         ("plugins", render_plugins), ("split", render_split),
+                         ("plugins", lambda e: render_plugins(section, e)),
+                         ("split", render_split),
                          ("sensitivity", lambda e: render_sensitivity(e, prefix, dataset)),
                          ("figures", render_figures)):
         if name in exps:
             out += render(exps[name])
-    out += ["### Runs", "",
-            "| run | seed | test HR@10 | test full HR@10 | val HR@10 | test budget | run s "
+    gone = sum(bool(r["process"].get("folder_gone")) for r in runs.values())
+    out += ["### Runs", ""]
+    if gone:
+        out += [f"{gone} run(s) marked \"folder gone\" were reused by a later invocation "
+                "from this report's record of the finished run: their run folders no longer "
+                "existed then (runs/ is git-ignored).", ""]
+    out += ["| run | seed | test HR@10 | test full HR@10 | val HR@10 | test budget | run s "
             "| process s | CPU s | CPU / wall | load after | tfmeta/ digest |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     out += [_run_row(r) for _, r in sorted(runs.items())]
@@ -1111,8 +1215,10 @@ def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
 
 
 def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
-                runs_dir: str, figures_dir: str, prefix: str, command: str) -> tuple:
-    """Every experiment of one dataset: ({experiment: record}, {run id: run}, failed)."""
+                runs_dir: str, figures_dir: str, prefix: str, command: str,
+                recorded: Optional[dict] = None) -> tuple:
+    """Every experiment of one dataset: ({experiment: record}, {run id: run}, failed).
+    `recorded`: the runs the report already holds for the dataset ({id: run})."""
     periods = ensure_periods(dataset, runs_dir)
     figure_seed = seeds[:1]
     planned = {}   # experiment -> [(setting, [Run])]
@@ -1125,9 +1231,9 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
             planned[name].append((setting, runs))
             for r in runs:
                 unique.setdefault(r.id, r)
-    reused_before = {i for i, r in unique.items() if os.path.exists(r.metrics_path)}
-    done, failed = run_all(list(unique.values()), periods["path"], args.workers,
-                           f"{dataset}", command)
+    done, failed, reused = run_all(list(unique.values()), periods["path"], args.workers,
+                                   f"{dataset}", command, recorded, not args.report_only)
+    failed_ids = {r.id for r in failed}
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     experiments = {}
     for name, rows in planned.items():
@@ -1138,8 +1244,9 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
                   "settings": [{"label": s.label, "method": s.method,
                                 "varied": dict(s.varied), "runs": [r.id for r in runs]}
                                for s, runs in rows],
-                  "run_ids": ids, "reused": sum(i in reused_before for i in ids),
-                  "failed": [i for i in ids if i not in done]}
+                  "run_ids": ids, "reused": sum(i in reused for i in ids),
+                  "failed": [i for i in ids if i in failed_ids],
+                  "unfinished": [i for i in ids if i not in done and i not in failed_ids]}
         experiments[name] = tabulate(name, record, done, dataset, args.quick, figures_dir,
                                      prefix)
     periods = dict(periods, dir=_rel(periods.pop("path")))
@@ -1200,6 +1307,9 @@ def main(argv=None) -> int:
         "--quick's)")
     for name, kind in PASSED:
         passed.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: tabulate the finished runs (a partly done "
+                             "benchmark's tables, with the missing runs listed)")
     passed.add_argument("--fixed-budget", action="store_true",
                         help="train every test model for --epochs / --iterations instead "
                              "of the count that scored best on validation (--choose-budget)")
@@ -1237,7 +1347,7 @@ def main(argv=None) -> int:
     prefix = "leaprec-quick" if args.quick else "leaprec"
     runs_dir = os.path.abspath(args.runs_dir or os.path.join(
         ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"))
-    if not args.resume:
+    if not (args.resume or args.report_only):
         existing = sorted({make_run(d, s, seed, shared, runs_dir).out
                            for d in datasets for rows in settings.values() for s in rows
                            for seed in seeds if os.path.exists(
@@ -1262,7 +1372,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         periods, exps, done, failures = run_dataset(
             dataset, args, settings, shared, seeds, runs_dir, args.results_dir, prefix,
-            command)
+            command, (report["datasets"].get(dataset) or {}).get("runs"))
         failed += [f"{dataset}/{r.id}" for r in failures]
         section = merge_section(report["datasets"].get(dataset), exps, done, dataset,
                                 args.quick, args.results_dir, prefix)

@@ -53,5 +53,33 @@ def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
     assert merged["experiments"]["models"] is kept
 
 
+def recorded_run(run_: "leaprec.Run", periods: str, **options) -> dict:
+    """The report's record of a finished run (as load_run made it)."""
+    record = run(run_.method, run_.seed, 0.5)
+    record["metrics"].update(
+        protocol="a", method=run_.method, seed=run_.seed, dataset=run_.dataset,
+        periods=leaprec._rel(periods), options={**run_.expected_options(), **options})
+    record["process"] = {"benchmark_command": "earlier"}
+    return record
+
+
+def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
+    periods = str(tmp_path / "periods")
+    gone, there, changed = (
+        leaprec.Run("d", m, m, 1, {"choose_budget": True}, str(tmp_path / m / "seed-1"))
+        for m in ("gcn", "ngcf", "lightgcn"))
+    (tmp_path / "ngcf" / "seed-1").mkdir(parents=True)  # a killed re-run: its own record
+    recorded = {gone.id: recorded_run(gone, periods), there.id: recorded_run(there, periods),
+                changed.id: recorded_run(changed, periods, learning_rate=0.5)}
+
+    kept = leaprec.from_report([gone, there, changed], recorded, periods)
+    assert list(kept) == [gone.id]
+    assert kept[gone.id]["process"]["folder_gone"]
+    assert kept[gone.id]["metrics"] == recorded[gone.id]["metrics"]
+    # ... and not when the report's run was scored on other periods
+    assert not leaprec.from_report([gone], recorded, str(tmp_path / "other"))
+    assert "folder gone" in leaprec._run_row(kept[gone.id])
+
+
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
     raise SystemExit(pytest.main([__file__]))
