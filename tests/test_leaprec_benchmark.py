@@ -53,6 +53,33 @@ def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
     assert merged["experiments"]["models"] is kept
 
 
+def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
+    base, plug = run("gcn", 0, 0.4), run("leaprec+gcn", 0, 0.5)
+    base["metrics"]["training"]["test"]["losses"] = [0.6, 0.3]             # 2 epochs
+    base["metrics"]["budget"] = {"curve": [{}] * 5}                        # of 5
+    plug["metrics"]["training"]["test"] = {"losses": [[0.7, 0.6, 0.5]] * 3,  # 3 iterations
+                                           "time_steps": ["a", "b", "c"]}
+    plug["metrics"]["budget"] = {"curve": [{}] * 3}                        # of 3: at cap
+    runs = {r["id"]: r for r in (base, plug)}
+    settings = [{"label": m, "method": m, "varied": {}, "runs": [f"{m}/seed-0"]}
+                for m in ("gcn", "leaprec+gcn")]
+    record = leaprec.tabulate("plugins", {"run_ids": list(runs), "settings": settings,
+                                          "seeds": [0], "options": {"inner_steps": 4,
+                                                                    "batch_size": 10}},
+                              runs, "d", False, "unused", "leaprec")
+    table = record["table"]
+    assert table["leaprec+gcn"]["at_cap"] == [1, 1] and table["gcn"]["at_cap"] == [0, 1]
+    assert table["gcn"]["last_loss"]["mean"] == pytest.approx(0.3)
+    assert table["leaprec+gcn"]["last_loss"]["mean"] == pytest.approx(0.6)
+    options = leaprec._effective(record["options"])
+    assert leaprec.gradient_steps(table["leaprec+gcn"], "leaprec+gcn", options, 95) == 36
+    assert leaprec.gradient_steps(table["gcn"], "gcn", options, 95) == 20  # 2 x ceil(9.5)
+    text = "\n".join(leaprec.render_plugins(
+        {"periods": {"windows": {"train": 90, "val": 5}}}, record))
+    assert "180% of the base's gradient steps" in text
+    assert "validation chose the last of its" in text
+
+
 def recorded_run(run_: "leaprec.Run", periods: str, **options) -> dict:
     """The report's record of a finished run (as load_run made it)."""
     record = run(run_.method, run_.seed, 0.5)
