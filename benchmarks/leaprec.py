@@ -372,9 +372,9 @@ def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
     for run in todo:  # before any run starts
         check_partial(run)
     failed = []
-    print(f"{desc}: {len(runs)} runs ({len(done)} reused, {len(kept)} of them from the "
-          f"report: their folders are gone), {workers} at a time", file=sys.stderr,
-          flush=True)
+    gone = f", {len(kept)} of them from the report: their folders are gone" if kept else ""
+    print(f"{desc}: {len(runs)} runs ({len(done)} reused{gone}), {workers} at a time",
+          file=sys.stderr, flush=True)
     bar = tqdm(total=len(runs), initial=len(done), desc=desc, unit="run", dynamic_ncols=True)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         futures = {pool.submit(train, r, periods, workers, command): r for r in todo}
