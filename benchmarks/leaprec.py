@@ -261,12 +261,17 @@ def chosen_budget(metrics: dict) -> Optional[int]:
     return len(metrics["training"]["test"]["losses"])
 
 
+def budget_cap(metrics: dict) -> Optional[int]:
+    """The epochs / iterations the val phase trained for, scoring validation after each,
+    when the run chose its test budget on validation (None: a fixed budget)."""
+    return len(metrics["budget"]["curve"]) if "budget" in metrics else None
+
+
 def at_cap(metrics: dict) -> Optional[bool]:
     """Did validation choose the val phase's last epoch / iteration (its curve may still
     have been rising: the cap, not the method, limited the run)? None: fixed budget."""
-    if "budget" not in metrics:
-        return None
-    return chosen_budget(metrics) == len(metrics["budget"]["curve"])
+    cap = budget_cap(metrics)
+    return None if cap is None else chosen_budget(metrics) == cap
 
 
 def last_loss(metrics: dict) -> float:
@@ -847,11 +852,12 @@ def render_plugins(section: dict, exp: dict) -> list:
            "| NDCG@10 vs base | full HR@10 vs base | val HR@10 | test budget (at cap) "
            "| gradient steps | last train loss | s per run |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    steps_of = {m: gradient_steps(row, m, options, examples) for m, row in table.items()}
     for g in s["groups"]:
         for r in g["rows"]:
             row, rel = table[r["method"]], r["rel"]
             capped, capped_of = row["at_cap"]
-            steps = gradient_steps(row, r["method"], options, examples)
+            steps = steps_of[r["method"]]
             out.append(
                 f"| {g['base']} | {r['method']} | {len(row['seeds'])} "
                 f"| {_pm(row['columns'][HEAD])} "
@@ -885,13 +891,12 @@ def render_plugins(section: dict, exp: dict) -> list:
         for p in plug["per_model"]:
             w, t = p["seeds_improving_hr10"]
             mine, base = table[p["method"]], table[p["base"]]
-            steps = [gradient_steps(r, m, options, examples)
-                     for r, m in ((mine, p["method"]), (base, p["base"]))]
+            steps, base_steps = steps_of[p["method"]], steps_of[p["base"]]
             capped, capped_of = mine["at_cap"]
             training = [f"last train loss {_pm(mine['last_loss'], '.3f')} against the base's "
                         f"{_pm(base['last_loss'], '.3f')}"]
-            if None not in steps and steps[1]:
-                training.insert(0, f"{steps[0] / steps[1]:.0%} of the base's gradient steps")
+            if steps is not None and base_steps:
+                training.insert(0, f"{steps / base_steps:.0%} of the base's gradient steps")
             if capped:
                 training.append(f"validation chose the last of its {options['iterations']} "
                                 f"iterations on {capped} of {capped_of} seeds")
@@ -1029,10 +1034,8 @@ def render_figures(exp: dict) -> list:
 
 def _budget_cell(metrics: dict) -> str:
     """'7 / 20' (chosen on validation / the val phase's) or '20' (fixed)."""
-    chosen = chosen_budget(metrics)
-    if "budget" not in metrics:
-        return str(chosen)
-    return f"{chosen} / {len(metrics['budget']['curve'])}"
+    chosen, cap = chosen_budget(metrics), budget_cap(metrics)
+    return str(chosen) if cap is None else f"{chosen} / {cap}"
 
 
 def _run_row(r: dict) -> str:
@@ -1294,6 +1297,9 @@ def main(argv=None) -> int:
                         help="where the .md, .json and .png go (default benchmarks/results)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse runs whose metrics.json exists and continue killed ones")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: tabulate the finished runs (a partly done "
+                             "benchmark's tables, with the missing runs listed)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: movielens-100k, seed 0, tiny budgets ("
                              + " ".join(_flags(QUICK["options"])) + "), 5 models, 2 "
@@ -1307,9 +1313,6 @@ def main(argv=None) -> int:
         "--quick's)")
     for name, kind in PASSED:
         passed.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: tabulate the finished runs (a partly done "
-                             "benchmark's tables, with the missing runs listed)")
     passed.add_argument("--fixed-budget", action="store_true",
                         help="train every test model for --epochs / --iterations instead "
                              "of the count that scored best on validation (--choose-budget)")
