@@ -856,7 +856,7 @@ def render_plugins(section: dict, exp: dict) -> list:
     for g in s["groups"]:
         for r in g["rows"]:
             row, rel = table[r["method"]], r["rel"]
-            capped, capped_of = row["at_cap"]
+            budget, loss = _training_cells(row)
             steps = steps_of[r["method"]]
             out.append(
                 f"| {g['base']} | {r['method']} | {len(row['seeds'])} "
@@ -865,9 +865,9 @@ def render_plugins(section: dict, exp: dict) -> list:
                 + ("| — | — | — " if rel is None else
                    f"| {_pct(rel[HEAD])} | {_pct(rel[NDCG])} "
                    f"| {_pct(rel['test/full/HR@10'])} ")
-                + f"| {_pm(row['columns'][VAL_HEAD])} | {_pm(row['budget'], '.1f')} "
-                f"({capped} of {capped_of}) | {'n/a' if steps is None else f'{steps:,.0f}'} "
-                f"| {_pm(row['last_loss'], '.3f')} | {_pm(row['seconds'], '.0f')} |")
+                + f"| {_pm(row['columns'][VAL_HEAD])} | {budget} "
+                f"| {'n/a' if steps is None else f'{steps:,.0f}'} "
+                f"| {loss} | {_pm(row['seconds'], '.0f')} |")
     out += ["", f"Test budget: the epochs (plain models, at most {options['epochs']}) or "
             f"iterations (meta-learners, at most {options['iterations']}) the test model "
             "trained for, the count whose validation HR@10 was best; \"at cap\": runs whose "
@@ -926,16 +926,31 @@ def render_plugins(section: dict, exp: dict) -> list:
     return out + [""]
 
 
+TRAINING_NOTE = ("Test budget: the iterations the test model trained for, chosen on "
+                 "validation; \"at cap\": runs where validation chose the val phase's last "
+                 "one. Last train loss: the test model's BPR loss in its last iteration "
+                 "(mean over time steps).")
+
+
+def _training_cells(row: dict) -> list:
+    """The test budget with its runs at cap, and the last train loss, of a table row."""
+    capped, capped_of = row["at_cap"]
+    return [f"{_pm(row['budget'], '.1f')} ({capped} of {capped_of})",
+            _pm(row["last_loss"], ".3f")]
+
+
 def _setting_table(table: dict, labels: list, extra: str = "") -> list:
     out = ["| setting | test HR@10 | test NDCG@10 | test MRR | full HR@10 | val HR@10 "
-           f"| {extra + ' | ' if extra else ''}s per run |",
-           "|---|---:|---:|---:|---:|---:|" + ("---:|" if extra else "") + "---:|"]
+           f"| test budget (at cap) | last train loss | {extra + ' | ' if extra else ''}"
+           "s per run |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if extra else "") + "---:|"]
     best = best_per_column({k: table[k] for k in labels},
                            (HEAD, NDCG, "test/sampled/MRR", "test/full/HR@10", VAL_HEAD))
     for label in labels:
         row = table[label]
         cells = [_cell(row, c, best, label) for c in
                  (HEAD, NDCG, "test/sampled/MRR", "test/full/HR@10", VAL_HEAD)]
+        cells += _training_cells(row)
         if extra:
             cells.append(str(row["time_steps"]))
         out.append(f"| {label} | " + " | ".join(cells) + f" | {_pm(row['seconds'], '.0f')} |")
@@ -946,7 +961,7 @@ def render_split(exp: dict) -> list:
     table, s = exp["table"], exp["summary"]
     out = [f"### 3. GTL / OTL split at roughly equal cost ({len(exp['seeds'])} seed(s))", "",
            "Embedding sizes (gtl_dim, otl_dim) chosen so that gtl^2 + otl^2 stays about "
-           "the same; 0 turns a part off.", ""]
+           "the same; 0 turns a part off. " + TRAINING_NOTE, ""]
     out += _setting_table(table, list(table))
     out.append("")
     out.append(f"- Best by validation HR@10 (what tuning would pick): "
@@ -963,7 +978,7 @@ def render_split(exp: dict) -> list:
 
 def render_sensitivity(exp: dict, prefix: str, dataset: str) -> list:
     table, s = exp["table"], exp["summary"]
-    out = [f"### 4. Sensitivity ({len(exp['seeds'])} seed(s))", ""]
+    out = [f"### 4. Sensitivity ({len(exp['seeds'])} seed(s))", "", TRAINING_NOTE, ""]
     k = s["k"]
     if k:
         out += ["K, the inner steps per time step:", ""]

@@ -110,3 +110,24 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
     raise SystemExit(pytest.main([__file__]))
+
+
+def test_split_table_shows_each_settings_budget_and_last_loss():
+    runs, settings = {}, []
+    for (g, o), hr10, iterations in (((8, 0), 0.4, 3), ((4, 4), 0.5, 2)):
+        r = run(f"leaprec-gtl{g}-otl{o}", 0, hr10)
+        r["metrics"]["training"]["test"]["losses"] = [[0.9, 0.7]] * (iterations - 1) + [[0.5, 0.3]]
+        r["metrics"]["budget"] = {"curve": [{}] * 3}
+        runs[r["id"]] = r
+        settings.append({"label": f"GTL {g} / OTL {o}", "method": "leaprec",
+                         "varied": {"gtl_dim": g, "otl_dim": o}, "runs": [r["id"]]})
+    record = leaprec.tabulate("split", {"run_ids": list(runs), "settings": settings,
+                                        "seeds": [0], "options": {}},
+                              runs, "d", False, "unused", "leaprec")
+    summary = record["summary"]
+    assert summary["best_on_test"] == summary["best_by_validation"] == "GTL 4 / OTL 4"
+    assert summary["both_beat_single"]["test/sampled/HR@10"]["beats"]
+    text = "\n".join(leaprec.render_split(record))
+    assert "| GTL 8 / OTL 0 | 0.4000 |" in text
+    assert "| 3.0 (1 of 1) | 0.400 |" in text and "| 2.0 (0 of 1) | 0.400 |" in text
+    assert "does not beat" not in text
