@@ -108,15 +108,12 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
     assert "folder gone" in leaprec._run_row(kept[gone.id])
 
 
-if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    raise SystemExit(pytest.main([__file__]))
-
-
 def test_split_table_shows_each_settings_budget_and_last_loss():
     runs, settings = {}, []
     for (g, o), hr10, iterations in (((8, 0), 0.4, 3), ((4, 4), 0.5, 2)):
         r = run(f"leaprec-gtl{g}-otl{o}", 0, hr10)
-        r["metrics"]["training"]["test"]["losses"] = [[0.9, 0.7]] * (iterations - 1) + [[0.5, 0.3]]
+        last = [[0.5, 0.3]]  # the last iteration's loss per time step: mean 0.4
+        r["metrics"]["training"]["test"]["losses"] = [[0.9, 0.7]] * (iterations - 1) + last
         r["metrics"]["budget"] = {"curve": [{}] * 3}
         runs[r["id"]] = r
         settings.append({"label": f"GTL {g} / OTL {o}", "method": "leaprec",
@@ -131,3 +128,7 @@ def test_split_table_shows_each_settings_budget_and_last_loss():
     assert "| GTL 8 / OTL 0 | 0.4000 |" in text
     assert "| 3.0 (1 of 1) | 0.400 |" in text and "| 2.0 (0 of 1) | 0.400 |" in text
     assert "does not beat" not in text
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))
