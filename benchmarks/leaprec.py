@@ -84,7 +84,7 @@ PLUGINS = (("gcn", ("leaprec+gcn",)),
 SPLITS = ((128, 0), (121, 40), (91, 91), (40, 121), (0, 128))  # (gtl_dim, otl_dim)
 INNER_STEPS = (1, 5, 10, 20)
 GRANULARITIES = (None, "quarter", "week")  # None: the dataset's own steps (months)
-META_LEARNING_RATES = (1e-2, 1e-1, 1e-3)   # first: the ones a short session reaches first
+META_LEARNING_RATES = (1e-2, 1e-1, 1e-3)   # 1e-3, the default, reuses leaprec's runs
 QUICK = {
     "datasets": ("movielens-100k",), "seeds": (0,),
     "models": ("mf", "lightgcn", "leaprec+mf", "fomaml+mf", CLAIMED),
@@ -220,12 +220,13 @@ def plan(experiments: list, plan_options: dict) -> dict:
         out["split"] = [Setting(f"GTL {g} / OTL {o}", CLAIMED,
                                 (("gtl_dim", g), ("otl_dim", o))) for g, o in p["splits"]]
     if "sensitivity" in experiments:
+        # K and granularity first: the issue's sensitivity; runs start in this order
         out["sensitivity"] = (
-            [Setting(f"meta lr = {lr:g}", CLAIMED, (("meta_learning_rate", lr),))
-             for lr in p["meta_learning_rates"]]
-            + [Setting(f"K = {k}", CLAIMED, (("inner_steps", k),)) for k in p["inner_steps"]]
+            [Setting(f"K = {k}", CLAIMED, (("inner_steps", k),)) for k in p["inner_steps"]]
             + [Setting(f"granularity {g or 'month (dataset steps)'}", CLAIMED,
-                       (("granularity", g),)) for g in p["granularities"]])
+                       (("granularity", g),)) for g in p["granularities"]]
+            + [Setting(f"meta lr = {lr:g}", CLAIMED, (("meta_learning_rate", lr),))
+               for lr in p["meta_learning_rates"]])
     if "figures" in experiments:
         out["figures"] = [Setting(CLAIMED, CLAIMED)]
     return out
@@ -540,8 +541,12 @@ def summarize_plugins(table: dict, pairs) -> dict:
 
 
 def _best_by(rows: dict, column: str):
+    """The label of the best mean in a column; ties name every label ("A and B (tied)")."""
     values = {k: _mean(r, column) for k, r in rows.items() if _mean(r, column) is not None}
-    return max(values, key=values.get) if values else None
+    if not values:
+        return None
+    best = [k for k, v in values.items() if v == max(values.values())]
+    return best[0] if len(best) == 1 else " and ".join(best) + " (tied)"
 
 
 def summarize_split(table: dict, settings: list) -> dict:
@@ -556,7 +561,8 @@ def summarize_split(table: dict, settings: list) -> dict:
             b = max(both, key=lambda k: _mean(table[k], column))
             s = max(single, key=lambda k: _mean(table[k], column))
             comp[column] = {"best_both": b, "best_single": s,
-                            "beats": _mean(table[b], column) > _mean(table[s], column)}
+                            "beats": _mean(table[b], column) > _mean(table[s], column),
+                            "ties": _mean(table[b], column) == _mean(table[s], column)}
         out["both_beat_single"] = comp
     return out
 
@@ -970,9 +976,11 @@ def render_split(exp: dict) -> list:
     if s["both_beat_single"]:
         for column, c in s["both_beat_single"].items():
             window = "test" if column.startswith("test") else "validation"
+            verb = ("beats" if c["beats"] else "ties with" if c.get("ties")
+                    else "does not beat")
             out.append(f"- Both parts against one ({window} HR@10): the best split with "
-                       f"both, {c['best_both']}, {'beats' if c['beats'] else 'does not beat'}"
-                       f" the best single part, {c['best_single']}.")
+                       f"both, {c['best_both']}, {verb} the best single part, "
+                       f"{c['best_single']}.")
     return out + [""]
 
 

@@ -108,9 +108,10 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
     assert "folder gone" in leaprec._run_row(kept[gone.id])
 
 
-def test_split_table_shows_each_settings_budget_and_last_loss():
+def split_record(rows) -> dict:
+    """The split table of ((gtl_dim, otl_dim), HR@10, test iterations) rows, one seed."""
     runs, settings = {}, []
-    for (g, o), hr10, iterations in (((8, 0), 0.4, 3), ((4, 4), 0.5, 2)):
+    for (g, o), hr10, iterations in rows:
         r = run(f"leaprec-gtl{g}-otl{o}", 0, hr10)
         last = [[0.5, 0.3]]  # the last iteration's loss per time step: mean 0.4
         r["metrics"]["training"]["test"]["losses"] = [[0.9, 0.7]] * (iterations - 1) + last
@@ -118,9 +119,13 @@ def test_split_table_shows_each_settings_budget_and_last_loss():
         runs[r["id"]] = r
         settings.append({"label": f"GTL {g} / OTL {o}", "method": "leaprec",
                          "varied": {"gtl_dim": g, "otl_dim": o}, "runs": [r["id"]]})
-    record = leaprec.tabulate("split", {"run_ids": list(runs), "settings": settings,
-                                        "seeds": [0], "options": {}},
-                              runs, "d", False, "unused", "leaprec")
+    return leaprec.tabulate("split", {"run_ids": list(runs), "settings": settings,
+                                      "seeds": [0], "options": {}},
+                            runs, "d", False, "unused", "leaprec")
+
+
+def test_split_table_shows_each_settings_budget_and_last_loss():
+    record = split_record((((8, 0), 0.4, 3), ((4, 4), 0.5, 2)))
     summary = record["summary"]
     assert summary["best_on_test"] == summary["best_by_validation"] == "GTL 4 / OTL 4"
     assert summary["both_beat_single"]["test/sampled/HR@10"]["beats"]
@@ -128,6 +133,15 @@ def test_split_table_shows_each_settings_budget_and_last_loss():
     assert "| GTL 8 / OTL 0 | 0.4000 |" in text
     assert "| 3.0 (1 of 1) | 0.400 |" in text and "| 2.0 (0 of 1) | 0.400 |" in text
     assert "does not beat" not in text
+
+
+def test_split_summary_names_a_tie_instead_of_picking_one():
+    record = split_record((((8, 0), 0.5, 3), ((4, 4), 0.5, 2)))
+    summary = record["summary"]
+    assert summary["best_on_test"] == "GTL 8 / OTL 0 and GTL 4 / OTL 4 (tied)"
+    text = "\n".join(leaprec.render_split(record))
+    assert "GTL 4 / OTL 4, ties with the best single part, GTL 8 / OTL 0" in text
+    assert "does not beat" not in text and "beats" not in text
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
