@@ -108,6 +108,13 @@ def build_once(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def movielens_periods_a(build_once, movielens_100k) -> str:
+    """MovieLens-100K's protocol A periods, built once by the plain reference builder
+    (fast; the benchmarks' smoke tests only read them)."""
+    return build_once("reference", input="movielens-100k", protocol="a")
+
+
+@pytest.fixture(scope="session")
 def small_periods(tmp_path_factory):
     """31 protocol B periods of a small implicit log in which each user favours the items
     of one residue class, so that a model has something to learn."""

@@ -14,14 +14,9 @@ from tfmeta.data.periods import PeriodDataset
 
 
 @pytest.fixture(scope="module")
-def periods_a(build_once, movielens_100k):
-    return build_once("reference", input="movielens-100k", protocol="a")
-
-
-@pytest.fixture(scope="module")
-def report(periods_a, tmp_path_factory):
+def report(movielens_periods_a, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    argv = ["--quick", "--datasets", "movielens-100k", "--periods", periods_a,
+    argv = ["--quick", "--datasets", "movielens-100k", "--periods", movielens_periods_a,
             "--results-dir", str(results)]
     assert evaluation_speed.main(argv) == 0
     markdown = (results / "evaluation_speed-quick.md").read_text()
@@ -36,10 +31,10 @@ def test_tensor_and_list_vocabularies_map_ids_to_the_same_rows():
     assert np.array_equal(rows, evaluation_speed.list_lookup(vocabulary)(ids).numpy())
 
 
-def test_both_lookups_are_timed_side_by_side_and_score_the_same(report, periods_a):
+def test_both_lookups_are_timed_side_by_side_and_score_the_same(report, movielens_periods_a):
     data, markdown = report
     section = data["datasets"]["movielens-100k"]
-    instances = PeriodDataset(periods_a).manifest["instances"]["val"]
+    instances = PeriodDataset(movielens_periods_a).manifest["instances"]["val"]
     assert [r["mode"] for r in section["rows"]] == list(evaluation_speed.MODES)
     for row in section["rows"]:
         assert row["same_figures"]

@@ -15,14 +15,9 @@ RECBOLE_PYTHON = os.environ.get("RECBOLE_PYTHON")
 
 
 @pytest.fixture(scope="module")
-def periods_a(build_once, movielens_100k):
-    return build_once("reference", input="movielens-100k", protocol="a")
-
-
-@pytest.fixture(scope="module")
-def report(periods_a, tmp_path_factory):
+def report(movielens_periods_a, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    argv = ["--quick", "--periods", periods_a, "--results-dir", str(results)]
+    argv = ["--quick", "--periods", movielens_periods_a, "--results-dir", str(results)]
     if RECBOLE_PYTHON:
         argv += ["--recbole-python", RECBOLE_PYTHON]
     assert leaprec_speed.main(argv) == 0
