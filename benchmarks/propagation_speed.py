@@ -1,0 +1,244 @@
+"""Graph propagation speed: the graph models' training step with A_hat @ X on TF's CSR
+sparse matrix ops (now) against tf.sparse.sparse_dense_matmul (before), side by side.
+
+    python -m benchmarks.propagation_speed                    # yelp-a, ~5 min
+    python -m benchmarks.propagation_speed --dataset movielens-100k --quick   # smoke run
+
+Every graph model (gcn, ngcf, lightgcn, gnn-sa: LeapRec's) propagates the whole
+interaction graph in every training step, forward and backward, so this product is
+most of a step on a real graph. For the dataset's protocol A train window (built once
+under RUNS_DIR/periods, as benchmarks.leaprec does, or --periods), each model at the
+driver's defaults (seed 0) computes the BPR loss of one batch of --batch-size
+interactions with uniform negatives and its gradient, in training mode (dropout on), in
+a `tf.function`, op determinism on as in `tfmeta train`: the part the propagation
+changes (the optimizer's update does not). Each implementation is traced
+and warmed untimed, then timed --repeats times, interleaved CSR, COO, CSR, ... on the
+same batch. Wall and process CPU medians, the ratio COO / CSR; the two losses and
+gradients without dropout must agree to float rounding (1e-4, relative to the loss and
+to the largest gradient entry) or the benchmark exits 1.
+
+Results: benchmarks/results/propagation_speed.{md,json} (-quick with --quick).
+"""
+import os
+import sys
+import time
+from contextlib import contextmanager
+from unittest import mock
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+RUNS_DIR = os.path.join("runs", "leaprec")   # where benchmarks/leaprec.py builds its periods
+DATASET = "yelp-a"
+MODELS = ("lightgcn", "gcn", "ngcf", "gnn-sa")
+IMPLEMENTATIONS = ("csr", "coo")
+SEED, WINDOWS, TOLERANCE = 0, ("train",), 1e-4
+SETTINGS = {"full": {"repeats": 5, "models": MODELS}, "quick": {"repeats": 1,
+                                                                "models": ("lightgcn",)}}
+
+
+def coo_propagate(graph, values):
+    """The propagation as tfmeta computed it before: COO sparse-dense matmul, TF's
+    gradient."""
+    import tensorflow as tf
+    from tfmeta.models.graph import normalized_adjacency
+    return tf.sparse.sparse_dense_matmul(normalized_adjacency(graph), values)
+
+
+@contextmanager
+def propagation(kind: str):
+    """The graph models with the given propagation ("csr": tfmeta's own)."""
+    if kind == "csr":
+        yield
+        return
+    with mock.patch("tfmeta.models.graph.propagate", coo_propagate), \
+            mock.patch("tfmeta.models.baselines.propagate", coo_propagate):
+        yield
+
+
+class Step:
+    """One model's BPR loss and gradient on one batch, in a tf.function per
+    implementation (traced inside its `propagation`, so each keeps its own graph)."""
+
+    def __init__(self, model_name: str, data, part, batch_size: int):
+        import tensorflow as tf
+        from tfmeta.meta import leaprec
+        from tfmeta.training.ranking import RankingOptions, build_models
+        options = RankingOptions(model_name, seed=SEED)
+        tf.keras.utils.set_random_seed(SEED)  # dropout's draws, as the driver's Phase
+        self.scorer = leaprec.Scorer(list(build_models(options, data, SEED).values()))
+        self.scorer.set_graph(part.users, part.items)
+        rows = np.random.default_rng(SEED).choice(len(part), batch_size, replace=False)
+        negatives = leaprec.Negatives(part.warm_items(), SEED)
+        self.batch = negatives.attach({"user": tf.constant(part.users[rows]),
+                                       "item": tf.constant(part.items[rows]),
+                                       "history": tf.constant(part.history[rows])})
+        self.functions = {}
+
+    def run(self, kind: str, training: bool = True) -> tuple:
+        """((loss, *gradients), wall s, CPU s); training=False: without dropout, for
+        comparing the two implementations (dropout draws differ from call to call)."""
+        import tensorflow as tf
+        from tfmeta.models.ranking import bpr_loss
+        if (kind, training) not in self.functions:
+            @tf.function
+            def loss_and_gradient(batch):
+                items = tf.stack([batch["item"], batch["negative"]], axis=1)
+                with tf.GradientTape() as tape:
+                    loss = bpr_loss(self.scorer(batch["user"], batch["history"], items,
+                                                training=training))
+                return loss, tape.gradient(loss, self.scorer.trainable_variables)
+            self.functions[kind, training] = loss_and_gradient
+        with propagation(kind):
+            wall, cpu = time.perf_counter(), time.process_time()
+            loss, gradients = self.functions[kind, training](self.batch)
+            values = [float(loss)] + [np.asarray(tf.convert_to_tensor(g)) for g in gradients]
+            return values, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def agree(a: list, b: list) -> float:
+    """The larger of the two (loss, gradients)' relative loss difference and largest
+    gradient difference relative to the largest gradient entry of all (a variable's
+    own scale would not do: some, like a layer norm's bias here, get gradients of
+    1e-10, pure rounding, whose relative differences are large either way)."""
+    scale = max(max(float(np.max(np.abs(x))) for x in a[1:]), 1e-12)
+    return max([abs(a[0] - b[0]) / max(abs(a[0]), 1e-12)] +
+               [float(np.max(np.abs(x - y))) / scale for x, y in zip(a[1:], b[1:])])
+
+
+def compare(step: Step, repeats: int) -> dict:
+    from tqdm.auto import tqdm
+    for kind in IMPLEMENTATIONS:   # trace and warm up
+        step.run(kind)
+    exact = {kind: step.run(kind, training=False)[0] for kind in IMPLEMENTATIONS}
+    times = {kind: {"wall": [], "cpu": []} for kind in IMPLEMENTATIONS}
+    for _ in tqdm(range(repeats), desc="pairs", file=sys.stderr):
+        for kind in IMPLEMENTATIONS:
+            _, wall, cpu = step.run(kind)
+            times[kind]["wall"].append(wall)
+            times[kind]["cpu"].append(cpu)
+    median = {k: {c: float(np.median(v)) for c, v in t.items()} for k, t in times.items()}
+    difference = agree(exact["csr"], exact["coo"])
+    return {"seconds": times, "median_seconds": median,
+            "ratio": {c: median["coo"][c] / median["csr"][c] for c in ("wall", "cpu")},
+            "loss": exact["csr"][0], "max_relative_difference": difference,
+            "agree": difference <= TOLERANCE}
+
+
+def render_markdown(report: dict) -> str:
+    from benchmarks import machine as machine_info
+    title = "Graph propagation: CSR against COO sparse matmul" + (
+        " (quick: a smoke test, not evidence)" if report["quick"] else "")
+    load = report["loadavg_before"][0], report["loadavg_after"][0]
+    g = report["graph"]
+    lines = [f"# {title}", "",
+             f"- Date: {report['date']}",
+             f"- Command: `{report['command']}` (from the repository root)",
+             *machine_info.header_lines(report["machine"], report["gpus_seen_by_tensorflow"]),
+             f"- **Shared machine.** Niceness {report['niceness']}; 1-minute load average "
+             f"{load[0]:.2f} before, {load[1]:.2f} after ({report['total_seconds'] / 60:.1f} "
+             "min in all). Each pair is interleaved (CSR, COO, CSR, ...): the ratios are "
+             "the result, not the absolute times.",
+             f"- Graph: {report['dataset']}'s train window, {g['interactions']:,} "
+             f"interactions ({g['edges']:,} directed edges), {g['nodes']:,} nodes. One "
+             f"batch of {report['batch_size']:,} with its negatives; loss and gradient "
+             f"(forward and backward), medians of {report['repeats']} repetition(s) after "
+             "an untimed warm-up.", "",
+             "| model | CSR ms | COO ms | COO / CSR (wall) | COO / CSR (CPU) | "
+             "max relative difference |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, row in report["models"].items():
+        m = row["median_seconds"]
+        lines.append(f"| {name} | {1000 * m['csr']['wall']:,.0f} | "
+                     f"{1000 * m['coo']['wall']:,.0f} | **{row['ratio']['wall']:.2f}x** | "
+                     f"{row['ratio']['cpu']:.2f}x | {row['max_relative_difference']:.1e}"
+                     f"{'' if row['agree'] else ' (**disagree**)'} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv):
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.propagation_speed",
+        description="The graph models' training step with CSR against COO propagation.")
+    parser.add_argument("--dataset", default=DATASET, help=f"default {DATASET}")
+    parser.add_argument("--periods", default=None,
+                        help="an existing protocol A build of --dataset (default: built "
+                             "once under RUNS_DIR/periods)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=None,
+                        help=f"default {' '.join(MODELS)} (--quick: lightgcn)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed pairs per model (default 5, --quick 1)")
+    parser.add_argument("--batch-size", type=int, default=1024,
+                        help="interactions per batch (default 1024, the driver's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run; results get a propagation_speed-quick prefix")
+    parser.add_argument("--runs-dir", default=RUNS_DIR,
+                        help=f"where the periods are built (default {RUNS_DIR})")
+    parser.add_argument("--results-dir", default=RESULTS_DIR,
+                        help="where the .md and .json go (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
+    import datetime
+    import shlex
+
+    import tensorflow as tf
+
+    from benchmarks import machine as machine_info
+    from tfmeta.data import interactions as inter
+    from tfmeta.data.periods import PeriodDataset
+    args = parse_args(argv)
+    settings = SETTINGS["quick" if args.quick else "full"]
+    models = tuple(args.models or settings["models"])
+    repeats = args.repeats or settings["repeats"]
+    argv = sys.argv[1:] if argv is None else list(argv)
+    tf.config.experimental.enable_op_determinism()  # as train_ranking
+    started = time.perf_counter()
+    if args.periods:
+        periods = args.periods
+    else:
+        from benchmarks.asmg import build_once
+        periods = build_once(args.dataset, "a", os.path.join(ROOT, args.runs_dir))[0]
+    data = PeriodDataset(periods)
+    part = inter.load(data, WINDOWS, 50)
+    batch_size = min(args.batch_size, len(part))
+    report = {"benchmark": "propagation_speed", "quick": args.quick, "repeats": repeats,
+              "dataset": data.manifest.get("dataset", args.dataset),
+              "command": shlex.join(["python", "-m", "benchmarks.propagation_speed", *argv]),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                  timespec="seconds"),
+              "machine": machine_info.describe(["tensorflow", "tf-keras", "tensorflow-gnn",
+                                                "numpy"]),
+              "gpus_seen_by_tensorflow": len(tf.config.list_physical_devices("GPU")),
+              "niceness": os.nice(0), "loadavg_before": list(os.getloadavg()),
+              "batch_size": batch_size, "models": {},
+              "periods": os.path.relpath(os.path.abspath(periods), ROOT)}
+    for name in models:
+        print(f"{name}: CSR against COO propagation ...", file=sys.stderr, flush=True)
+        step = Step(name, data, part, batch_size)
+        report["models"][name] = compare(step, repeats)
+    model = step.scorer.models[0]
+    report["graph"] = {"interactions": len(part), "nodes": model.num_nodes,
+                       "edges": int(tf.size(model.edge_sources))}
+    machine_info.finish(args.results_dir,
+                        "propagation_speed-quick" if args.quick else "propagation_speed",
+                        report, render_markdown, started)
+    disagree = [n for n, row in report["models"].items() if not row["agree"]]
+    if disagree:
+        print(f"CSR and COO disagree beyond {TOLERANCE:g} on {', '.join(disagree)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
