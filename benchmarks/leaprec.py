@@ -5,6 +5,8 @@
     python -m benchmarks.leaprec --experiments models plugins      # some experiments
     python -m benchmarks.leaprec --resume                          # continue a killed one
     python -m benchmarks.leaprec --report-only                     # tables of finished runs
+    python -m benchmarks.leaprec --experiments sensitivity --only leaprec-quarter --resume
+                                                                   # some runs of a plan
     python -m benchmarks.leaprec --quick                           # smoke run (minutes)
 
 Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2):
@@ -366,15 +368,17 @@ def from_report(runs: list, recorded: dict, periods: str) -> dict:
 
 
 def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
-            recorded: Optional[dict] = None, train_missing: bool = True) -> tuple:
+            recorded: Optional[dict] = None, train_missing: bool = True,
+            only: Optional[set] = None) -> tuple:
     """Runs what has no metrics.json yet (nor a record in the report, `recorded`, whose
-    folder is gone), `workers` at a time, unless not `train_missing`;
-    ({id: run}, [failed], {ids reused})."""
+    folder is gone), `workers` at a time, unless not `train_missing`; with `only`, the
+    runs of those names alone; ({id: run}, [failed], {ids reused})."""
     done = {r.id: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
     kept = from_report([r for r in runs if r.id not in done], recorded or {}, periods)
     done.update(kept)
     reused = set(done)
-    todo = [r for r in runs if r.id not in done] if train_missing else []
+    todo = [r for r in runs if r.id not in done and (only is None or r.name in only)
+            ] if train_missing else []
     for run in todo:  # before any run starts
         check_partial(run)
     failed = []
@@ -1258,7 +1262,8 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
             for r in runs:
                 unique.setdefault(r.id, r)
     done, failed, reused = run_all(list(unique.values()), periods["path"], args.workers,
-                                   f"{dataset}", command, recorded, not args.report_only)
+                                   f"{dataset}", command, recorded, not args.report_only,
+                                   set(args.only) if args.only else None)
     failed_ids = {r.id for r in failed}
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     experiments = {}
@@ -1323,6 +1328,10 @@ def main(argv=None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: tabulate the finished runs (a partly done "
                              "benchmark's tables, with the missing runs listed)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="RUN",
+                        help="train only the planned runs of these names (e.g. "
+                             "leaprec-quarter leaprec-k5); the others are tabulated if "
+                             "finished, listed as missing if not (as with --report-only)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: movielens-100k, seed 0, tiny budgets ("
                              + " ".join(_flags(QUICK["options"])) + "), 5 models, 2 "
@@ -1373,6 +1382,13 @@ def main(argv=None) -> int:
     prefix = "leaprec-quick" if args.quick else "leaprec"
     runs_dir = os.path.abspath(args.runs_dir or os.path.join(
         ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"))
+    if args.only:
+        names = {make_run(d, s, 0, shared, runs_dir).name
+                 for d in datasets for rows in settings.values() for s in rows}
+        unknown = sorted(set(args.only) - names)
+        if unknown:
+            parser.error(f"--only {' '.join(unknown)}: not a planned run of these "
+                         f"experiments; planned: {' '.join(sorted(names))}")
     if not (args.resume or args.report_only):
         existing = sorted({make_run(d, s, seed, shared, runs_dir).out
                            for d in datasets for rows in settings.values() for s in rows

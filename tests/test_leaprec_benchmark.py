@@ -108,6 +108,28 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
     assert "folder gone" in leaprec._run_row(kept[gone.id])
 
 
+def test_only_trains_the_named_runs_and_rejects_unplanned_names(tmp_path, monkeypatch,
+                                                                  capsys):
+    runs = [leaprec.Run("d", n, "leaprec", 0, {}, str(tmp_path / n / "seed-0"))
+            for n in ("leaprec-k1", "leaprec-quarter", "leaprec-week")]
+    trained = []
+
+    def fake_train(run_, periods, workers, command):
+        trained.append(run_.name)
+        return {"returncode": 1}   # no metrics.json: reported as failed, nothing loaded
+    monkeypatch.setattr(leaprec, "train", fake_train)
+    done, failed, _ = leaprec.run_all(runs, str(tmp_path / "periods"), 1, "d", "cmd",
+                                      only={"leaprec-quarter"})
+    assert trained == ["leaprec-quarter"] and [r.name for r in failed] == trained
+    assert not done
+    with pytest.raises(SystemExit) as stopped:
+        leaprec.main(["--datasets", "movielens-100k", "--experiments", "sensitivity",
+                      "--only", "leaprec-k7", "--runs-dir", str(tmp_path),
+                      "--results-dir", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "--only leaprec-k7: not a planned run" in capsys.readouterr().err
+
+
 def split_record(rows) -> dict:
     """The split table of ((gtl_dim, otl_dim), HR@10, test iterations) rows, one seed."""
     runs, settings = {}, []
