@@ -28,8 +28,6 @@ import time
 from contextlib import contextmanager
 from unittest import mock
 
-import numpy as np
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,25 +89,21 @@ class Evaluation:
 
 def compare(evaluation: Evaluation, repeats: int) -> list:
     """One row per mode: both lookups' timings, their ratio, and whether they agree."""
-    from tqdm.auto import tqdm
+    from benchmarks import machine as machine_info
     rows = []
     for mode, full_ranking in MODES.items():
         figures = {kind: evaluation.run(kind, full_ranking)[0] for kind in LOOKUPS}  # warm-up
-        times = {kind: {"wall": [], "cpu": []} for kind in LOOKUPS}
-        for _ in tqdm(range(repeats), desc=mode, file=sys.stderr):
-            for kind in LOOKUPS:
-                got, wall, cpu = evaluation.run(kind, full_ranking)
-                times[kind]["wall"].append(wall)
-                times[kind]["cpu"].append(cpu)
-                if got != figures[kind]:
-                    raise SystemExit(f"{mode}, {kind} lookups: the figures changed between "
-                                     "repetitions of the same evaluation")
-        median = {k: {c: float(np.median(v)) for c, v in t.items()} for k, t in times.items()}
+        timed = machine_info.interleaved(lambda kind: evaluation.run(kind, full_ranking),
+                                         LOOKUPS, repeats, mode)
+        for kind, results in timed["results"].items():
+            if any(got != figures[kind] for got in results):
+                raise SystemExit(f"{mode}, {kind} lookups: the figures changed between "
+                                 "repetitions of the same evaluation")
+        median = timed["median_seconds"]
         instances = figures["tensor"]["instances"]
-        rows.append({"mode": mode, "instances": instances, "seconds": times,
+        rows.append({"mode": mode, "instances": instances, "seconds": timed["seconds"],
                      "median_seconds": median,
-                     "ratio": {c: median["list"][c] / median["tensor"][c]
-                               for c in ("wall", "cpu")},
+                     "ratio": machine_info.ratio(median, "list", "tensor"),
                      "instances_per_second": {k: instances / median[k]["wall"]
                                               for k in LOOKUPS},
                      "same_figures": figures["list"] == figures["tensor"],

@@ -157,3 +157,29 @@ def cpu_seconds(process) -> float:
     """CPU seconds of a psutil.Process and its waited-for children."""
     t = process.cpu_times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def interleaved(run, kinds: Sequence[str], repeats: int, desc: str) -> dict:
+    """`repeats` rounds of run(kind) for every kind in turn (A, B, A, B, ...: each sees
+    the same contention), after warming up is the caller's job. run(kind) -> (result,
+    wall s, CPU s). Returns {"seconds": {kind: {"wall": [...], "cpu": [...]}},
+    "median_seconds": {kind: {"wall", "cpu"}}, "results": {kind: [result, ...]}}."""
+    import sys
+
+    import numpy as np
+    from tqdm.auto import tqdm
+    seconds = {kind: {"wall": [], "cpu": []} for kind in kinds}
+    results = {kind: [] for kind in kinds}
+    for _ in tqdm(range(repeats), desc=desc, file=sys.stderr):
+        for kind in kinds:
+            result, wall, cpu = run(kind)
+            seconds[kind]["wall"].append(wall)
+            seconds[kind]["cpu"].append(cpu)
+            results[kind].append(result)
+    median = {k: {c: float(np.median(v)) for c, v in t.items()} for k, t in seconds.items()}
+    return {"seconds": seconds, "median_seconds": median, "results": results}
+
+
+def ratio(median_seconds: dict, slower: str, faster: str) -> dict:
+    """{"wall", "cpu"}: median seconds of `slower` over those of `faster`."""
+    return {c: median_seconds[slower][c] / median_seconds[faster][c] for c in ("wall", "cpu")}

@@ -110,20 +110,14 @@ def agree(a: list, b: list) -> float:
 
 
 def compare(step: Step, repeats: int) -> dict:
-    from tqdm.auto import tqdm
+    from benchmarks import machine as machine_info
     for kind in IMPLEMENTATIONS:   # trace and warm up
         step.run(kind)
     exact = {kind: step.run(kind, training=False)[0] for kind in IMPLEMENTATIONS}
-    times = {kind: {"wall": [], "cpu": []} for kind in IMPLEMENTATIONS}
-    for _ in tqdm(range(repeats), desc="pairs", file=sys.stderr):
-        for kind in IMPLEMENTATIONS:
-            _, wall, cpu = step.run(kind)
-            times[kind]["wall"].append(wall)
-            times[kind]["cpu"].append(cpu)
-    median = {k: {c: float(np.median(v)) for c, v in t.items()} for k, t in times.items()}
+    timed = machine_info.interleaved(step.run, IMPLEMENTATIONS, repeats, "pairs")
     difference = agree(exact["csr"], exact["coo"])
-    return {"seconds": times, "median_seconds": median,
-            "ratio": {c: median["coo"][c] / median["csr"][c] for c in ("wall", "cpu")},
+    return {"seconds": timed["seconds"], "median_seconds": timed["median_seconds"],
+            "ratio": machine_info.ratio(timed["median_seconds"], "coo", "csr"),
             "loss": exact["csr"][0], "max_relative_difference": difference,
             "agree": difference <= TOLERANCE}
 
