@@ -1289,14 +1289,17 @@ def merge_section(section: Optional[dict], experiments: dict, done: dict, datase
     """A dataset's report section with this invocation's experiments and runs merged in.
     Experiments it did not run are kept; those that name a run it replaced (a run
     folder shared by experiments, run again) are tabulated again from the new run, so
-    that every table agrees with the runs table."""
+    that every table agrees with the runs table. A run taken back from the report (its
+    folder gone) replaces nothing: tabulating again then would lose what only the
+    folder had, e.g. the figures' arrays."""
     section = section or {"experiments": {}, "runs": {}}
+    replaced = {i for i, r in done.items() if not r["process"].get("folder_gone")}
     merged = {**section["experiments"], **experiments}
     section["experiments"] = {e: merged[e] for e in EXPERIMENTS if e in merged}
     keep = {i for e in section["experiments"].values() for i in e["run_ids"]}
     section["runs"] = {i: r for i, r in {**section["runs"], **done}.items() if i in keep}
     for name, record in section["experiments"].items():
-        if name not in experiments and set(record["run_ids"]) & set(done):
+        if name not in experiments and set(record["run_ids"]) & replaced:
             section["experiments"][name] = tabulate(name, record, section["runs"], dataset,
                                                     quick, figures_dir, prefix)
     return section

@@ -51,6 +51,11 @@ def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
     merged = leaprec.merge_section({"experiments": {"models": kept}, "runs": runs}, {}, {},
                                    "d", False, str(tmp_path), "leaprec")
     assert merged["experiments"]["models"] is kept
+    # ... nor when a run comes back from the report's own record (its folder gone)
+    back = {"leaprec/seed-0": dict(runs["leaprec/seed-0"], process={"folder_gone": True})}
+    merged = leaprec.merge_section({"experiments": {"models": kept}, "runs": runs}, {}, back,
+                                   "d", False, str(tmp_path), "leaprec")
+    assert merged["experiments"]["models"] is kept
 
 
 def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
