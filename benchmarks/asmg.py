@@ -135,6 +135,12 @@ def build_once(dataset: str, protocol: str, runs_dir: str) -> tuple:
     return out, manifest, built_seconds
 
 
+def given_or_built(dataset: str, protocol: str, given, runs_dir: str) -> str:
+    """The periods folder a benchmark reads: `given` (its --periods) when set, else the
+    dataset's build under RUNS_DIR/periods (`build_once`)."""
+    return given or build_once(dataset, protocol, runs_dir)[0]
+
+
 def ensure_periods(dataset: str, runs_dir: str) -> dict:
     """The protocol B periods of a dataset, built once; returns path and summary."""
     out, manifest, built_seconds = build_once(dataset, "b", runs_dir)

@@ -175,13 +175,6 @@ def parse_args(argv):
     return args
 
 
-def periods_of(dataset: str, args) -> str:
-    if args.periods:
-        return args.periods
-    from benchmarks.asmg import build_once
-    return build_once(dataset, "a", os.path.join(ROOT, args.runs_dir))[0]
-
-
 def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
     import datetime
@@ -190,6 +183,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from benchmarks import machine as machine_info
+    from benchmarks.asmg import given_or_built
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     repeats = args.repeats or REPEATS["quick" if args.quick else "full"]
@@ -203,7 +197,8 @@ def main(argv=None) -> int:
               "niceness": os.nice(0), "loadavg_before": list(os.getloadavg()),
               "datasets": {}}
     for dataset in args.datasets:
-        periods = periods_of(dataset, args)
+        periods = given_or_built(dataset, "a", args.periods,
+                                 os.path.join(ROOT, args.runs_dir))
         print(f"{dataset}: evaluating {WINDOW} with tensor and list lookups ...",
               file=sys.stderr, flush=True)
         evaluation = Evaluation(periods)

@@ -271,10 +271,8 @@ class RecBoleProcess:
 def periods_dir(args) -> str:
     """The protocol A periods of MovieLens-100K: --periods, or built once under
     RUNS_DIR/periods (benchmarks.asmg.build_once, which benchmarks.leaprec uses)."""
-    if args.periods:
-        return args.periods
-    from benchmarks.asmg import build_once
-    return build_once(DATASET, "a", os.path.join(ROOT, args.runs_dir))[0]
+    from benchmarks.asmg import given_or_built
+    return given_or_built(DATASET, "a", args.periods, os.path.join(ROOT, args.runs_dir))
 
 
 class Data:

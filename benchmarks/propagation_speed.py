@@ -197,11 +197,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     tf.config.experimental.enable_op_determinism()  # as train_ranking
     started = time.perf_counter()
-    if args.periods:
-        periods = args.periods
-    else:
-        from benchmarks.asmg import build_once
-        periods = build_once(args.dataset, "a", os.path.join(ROOT, args.runs_dir))[0]
+    from benchmarks.asmg import given_or_built
+    periods = given_or_built(args.dataset, "a", args.periods,
+                             os.path.join(ROOT, args.runs_dir))
     data = PeriodDataset(periods)
     part = inter.load(data, WINDOWS, 50)
     batch_size = min(args.batch_size, len(part))

@@ -18,14 +18,16 @@ from tfmeta.data import timesteps
 from tfmeta.data.periods import PeriodDataset
 
 
-def string_lookup(vocabulary: Sequence[str]) -> tf.keras.layers.StringLookup:
+def string_lookup(vocabulary: Sequence[str],
+                  name: Optional[str] = None) -> tf.keras.layers.StringLookup:
     """Raw ids -> rows: rank r -> r + 1; unknown ids and '' -> 0.
 
     The vocabulary goes in as a tensor: Keras tracks a Python list attribute element by
     element and walks it on every eager call (29 ms a call at 60,000 ids, 0.6 ms as a
     tensor; benchmarks/evaluation_speed.py)."""
     return tf.keras.layers.StringLookup(vocabulary=tf.constant(list(vocabulary), tf.string),
-                                        num_oov_indices=1, mask_token=None, output_mode="int")
+                                        num_oov_indices=1, mask_token=None, output_mode="int",
+                                        name=name)
 
 
 @dataclasses.dataclass

@@ -34,6 +34,8 @@ from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from tfmeta.data.interactions import string_lookup
+
 KINDS = ("users", "items", "categories")
 
 
@@ -95,15 +97,10 @@ class EmbeddingMLP(tf.keras.Model):
         self.max_item_categories = int(max_item_categories)
         self.seed = seed
 
-        def lookup(vocab, name):
-            return tf.keras.layers.StringLookup(
-                vocabulary=tf.constant(vocab, tf.string), num_oov_indices=1, mask_token=None,
-                output_mode="int", name=name)
-
-        self.user_lookup = lookup(self.users, "user_lookup")
-        self.item_lookup = lookup(self.items, "item_lookup")
+        self.user_lookup = string_lookup(self.users, "user_lookup")
+        self.item_lookup = string_lookup(self.items, "item_lookup")
         self.category_lookup = (None if self.categories is None
-                                else lookup(self.categories, "category_lookup"))
+                                else string_lookup(self.categories, "category_lookup"))
         self.known_users = tf.Variable(len(self.users), dtype=tf.int64, trainable=False,
                                        name="known_users")
         self.known_items = tf.Variable(len(self.items), dtype=tf.int64, trainable=False,
