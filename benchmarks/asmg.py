@@ -41,7 +41,6 @@ import concurrent.futures  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -54,6 +53,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
+from benchmarks.reports import read_json, update_report, write_json  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
 SEEDS = (0, 1, 2)
@@ -127,7 +127,7 @@ def build_once(dataset: str, protocol: str, runs_dir: str) -> tuple:
         build_periods(BuildOptions(input=dataset, protocol=protocol, out=out,
                                    overwrite=os.path.exists(out)))
         built_seconds = time.perf_counter() - started
-    manifest = _read_json(path)
+    manifest = read_json(path)
     if manifest.get("protocol") != protocol or manifest.get("dataset") != dataset:
         raise SystemExit(f"{out} holds protocol {manifest.get('protocol')} periods of "
                          f"{manifest.get('dataset')}, not protocol {protocol} of {dataset}; "
@@ -173,19 +173,6 @@ class Run:
         return f"{self.dataset}/{budget_name(self.budget)}/{self.method}/seed-{self.seed}"
 
 
-def _read_json(path: str):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _write_json(path: str, value) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def train(run: Run, periods: str, workers: int) -> dict:
     """One `tfmeta train` in a subprocess; returns its process figures and metrics."""
     cmd = [sys.executable, "-m", "tfmeta.cli", "train", "--periods", periods,
@@ -204,12 +191,12 @@ def train(run: Run, periods: str, workers: int) -> dict:
         log.flush()
         record.update(machine_info.run_measured(cmd, ROOT, log))
     if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-        _write_json(os.path.join(run.out, RUN_RECORD), record)
+        write_json(os.path.join(run.out, RUN_RECORD), record)
     return record
 
 
 def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
-    metrics = _read_json(run.metrics_path)
+    metrics = read_json(run.metrics_path)
     expected = {"method": run.method, "seed": run.seed, "dataset": run.dataset,
                 "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
@@ -221,7 +208,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
                          f"{wrong}; remove the run folder or choose another --runs-dir")
     if record is None:
         path = os.path.join(run.out, RUN_RECORD)
-        record = _read_json(path) if os.path.exists(path) else {}
+        record = read_json(path) if os.path.exists(path) else {}
     return portable({"dataset": run.dataset, "method": run.method, "seed": run.seed,
                      "run_dir": os.path.relpath(run.out, ROOT), "process": record,
                      "metrics": metrics})
@@ -920,11 +907,7 @@ def main(argv=None) -> int:
 
     json_path = os.path.join(args.results_dir, f"{prefix}.json")
     md_path = os.path.join(args.results_dir, f"{prefix}.md")
-    report = {"benchmark": "asmg", "datasets": {}}
-    previous = {}
-    if os.path.exists(json_path):  # keep the datasets this invocation does not run
-        previous = _read_json(json_path).get("datasets", {})
-        report["datasets"] = {d: sec for d, sec in previous.items() if d not in datasets}
+    previous = read_json(json_path)["datasets"] if os.path.exists(json_path) else {}
     machine_info, gpus = machine(), gpus_seen()
     failed = []
     for dataset in datasets:
@@ -954,7 +937,7 @@ def main(argv=None) -> int:
             if before.get("reused", 0) < len(before.get("runs", [])):  # it made runs
                 earlier.append({"command": before["command"], "date": before["date"]})
             earlier = [e for n, e in enumerate(earlier) if e not in earlier[:n]]
-        report["datasets"][dataset] = {
+        section = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
             "command": command, "machine": machine_info, "gpus_seen_by_tensorflow": gpus,
@@ -972,11 +955,12 @@ def main(argv=None) -> int:
         plot_per_period(summary, dataset,
                         os.path.join(args.results_dir, f"{prefix}-per-period-{dataset}.png"),
                         len(ran))
-        # Written after every dataset, so a later dataset's failure keeps earlier results.
-        _write_json(json_path, report)
-        with open(md_path, "w", encoding="utf-8") as f:
-            f.write(render_markdown(report, prefix) + "\n")
-        claim = report["datasets"][dataset]["claim"]
+        # Written after every dataset, so a later dataset's failure keeps earlier results;
+        # into the report as it is now, which keeps what other invocations wrote meanwhile.
+        update_report(json_path, md_path, "asmg",
+                      lambda report: report["datasets"].update({dataset: section}),
+                      lambda report: render_markdown(report, prefix))
+        claim = section["claim"]
         print(f"{dataset}: claim {claim['verdict']}; wrote {md_path}, {json_path}",
               file=sys.stderr, flush=True)
     if failed:

@@ -69,8 +69,9 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
-from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _read_json,  # noqa: E402
-                             _stats, _write_json, build_once, gpus_seen, machine_of)
+from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _stats,  # noqa: E402
+                             build_once, gpus_seen, machine_of)
+from benchmarks.reports import read_json, update_report, write_json  # noqa: E402
 
 DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
 SEEDS = (0, 1, 2)
@@ -294,7 +295,7 @@ def options_differ(recorded: dict, expected: dict) -> dict:
 def check_partial(run: Run) -> None:
     """A killed run is continued only with the options it was started with."""
     path = os.path.join(run.out, RUN_OPTIONS)
-    if run.partial and os.path.exists(path) and options_differ(_read_json(path),
+    if run.partial and os.path.exists(path) and options_differ(read_json(path),
                                                                 run.expected_options()):
         raise SystemExit(f"{run.out} holds a killed run with other options than "
                          f"{run.id} needs; remove it or choose another --runs-dir")
@@ -309,7 +310,7 @@ def train(run: Run, periods: str, workers: int, command: str) -> dict:
         args.append("--resume")
     check_partial(run)
     os.makedirs(run.out, exist_ok=True)
-    _write_json(os.path.join(run.out, RUN_OPTIONS), run.expected_options())
+    write_json(os.path.join(run.out, RUN_OPTIONS), run.expected_options())
     record = {"command": shlex.join(["python", *args]), "benchmark_command": command,
               "resumed": resumed,
               "source": source_digest(), "workers": workers,
@@ -321,7 +322,7 @@ def train(run: Run, periods: str, workers: int, command: str) -> dict:
         log.flush()
         record.update(machine_info.run_measured([sys.executable, *args], ROOT, log))
     if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-        _write_json(os.path.join(run.out, RUN_RECORD), record)
+        write_json(os.path.join(run.out, RUN_RECORD), record)
     return record
 
 
@@ -340,7 +341,7 @@ def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
 
 
 def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
-    metrics = _read_json(run.metrics_path)
+    metrics = read_json(run.metrics_path)
     wrong = _mismatch(run, metrics, periods)
     if wrong:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.id} on {periods}: "
@@ -348,7 +349,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     metrics = dict(metrics, periods=_rel(metrics["periods"]))
     if record is None:
         path = os.path.join(run.out, RUN_RECORD)
-        record = _read_json(path) if os.path.exists(path) else {}
+        record = read_json(path) if os.path.exists(path) else {}
     return {"id": run.id, "name": run.name, "method": run.method, "seed": run.seed,
             "options": run.options, "run_dir": _rel(run.out), "process": record,
             "metrics": metrics}
@@ -1405,10 +1406,7 @@ def main(argv=None) -> int:
     os.makedirs(args.results_dir, exist_ok=True)
     json_path = os.path.join(args.results_dir, f"{prefix}.json")
     md_path = os.path.join(args.results_dir, f"{prefix}.md")
-    report = {"benchmark": "leaprec", "datasets": {}}
-    if os.path.exists(json_path):  # keep what this invocation does not run
-        report = _read_json(json_path)
-    report["tfmeta"] = tfmeta.__version__
+    recorded = read_json(json_path)["datasets"] if os.path.exists(json_path) else {}
     machine = machine_info.describe(["tensorflow", "tf-keras", "tensorflow-gnn", "numpy",
                                      "matplotlib"])
     gpus = gpus_seen()
@@ -1417,18 +1415,23 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         periods, exps, done, failures = run_dataset(
             dataset, args, settings, shared, seeds, runs_dir, args.results_dir, prefix,
-            command, (report["datasets"].get(dataset) or {}).get("runs"))
+            command, (recorded.get(dataset) or {}).get("runs"))
         failed += [f"{dataset}/{r.id}" for r in failures]
-        section = merge_section(report["datasets"].get(dataset), exps, done, dataset,
-                                args.quick, args.results_dir, prefix)
-        section.update({"periods": periods, "machine": machine,
-                        "gpus_seen_by_tensorflow": gpus,
-                        "benchmark_seconds": time.perf_counter() - started})
-        report["datasets"][dataset] = section
-        # Written after every dataset, so a later dataset's failure keeps earlier results.
-        _write_json(json_path, report)
-        with open(md_path, "w", encoding="utf-8") as f:
-            f.write(render_markdown(report, prefix) + "\n")
+        seconds = time.perf_counter() - started
+
+        def update(report):  # called at once, so the loop's current values
+            section = merge_section(report["datasets"].get(dataset), exps, done, dataset,
+                                    args.quick, args.results_dir, prefix)
+            section.update({"periods": periods, "machine": machine,
+                            "gpus_seen_by_tensorflow": gpus, "benchmark_seconds": seconds})
+            report["datasets"][dataset] = section
+            report["tfmeta"] = tfmeta.__version__
+
+        # Written after every dataset, so a later dataset's failure keeps earlier results;
+        # merged into the report as it is now, which keeps what other invocations (of
+        # other datasets) wrote meanwhile.
+        update_report(json_path, md_path, "leaprec", update,
+                      lambda report: render_markdown(report, prefix))
         print(f"{dataset}: wrote {md_path}, {json_path}", file=sys.stderr, flush=True)
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}; fix and rerun with "
