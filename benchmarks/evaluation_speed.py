@@ -113,17 +113,8 @@ def compare(evaluation: Evaluation, repeats: int) -> list:
 
 def render_markdown(report: dict) -> str:
     from benchmarks import machine as machine_info
-    title = "Protocol A evaluation speed: id lookups" + (
-        " (quick: a smoke test, not evidence)" if report["quick"] else "")
-    load = report["loadavg_before"][0], report["loadavg_after"][0]
-    lines = [f"# {title}", "",
-             f"- Date: {report['date']}",
-             f"- Command: `{report['command']}` (from the repository root)",
-             *machine_info.header_lines(report["machine"], report["gpus_seen_by_tensorflow"]),
-             f"- **Shared machine.** Niceness {report['niceness']}; 1-minute load average "
-             f"{load[0]:.2f} before, {load[1]:.2f} after ({report['total_seconds'] / 60:.1f} "
-             f"min in all). Each pair is interleaved (tensor, list, tensor, ...), so the "
-             "ratios are the result, not the absolute times.",
+    lines = [*machine_info.timing_header(report, "Protocol A evaluation speed: id lookups",
+                                         "tensor, list, tensor, ..."),
              f"- What is timed: `evaluate` on the {WINDOW} window of an untrained `{METHOD}` "
              "(seed 0) with the vocabulary lookups built from a tensor (tfmeta now) or from "
              "a Python list (before 96f1770); medians of "
@@ -177,25 +168,15 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
-    import datetime
-    import shlex
-
-    import tensorflow as tf
-
     from benchmarks import machine as machine_info
     from benchmarks.asmg import given_or_built
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     repeats = args.repeats or REPEATS["quick" if args.quick else "full"]
     started = time.perf_counter()
-    report = {"benchmark": "evaluation_speed", "quick": args.quick, "repeats": repeats,
-              "command": shlex.join(["python", "-m", "benchmarks.evaluation_speed", *argv]),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                  timespec="seconds"),
-              "machine": machine_info.describe(["tensorflow", "tf-keras", "numpy"]),
-              "gpus_seen_by_tensorflow": len(tf.config.list_physical_devices("GPU")),
-              "niceness": os.nice(0), "loadavg_before": list(os.getloadavg()),
-              "datasets": {}}
+    report = machine_info.timing_report("evaluation_speed", argv,
+                                        ["tensorflow", "tf-keras", "numpy"],
+                                        quick=args.quick, repeats=repeats, datasets={})
     for dataset in args.datasets:
         periods = given_or_built(dataset, "a", args.periods,
                                  os.path.join(ROOT, args.runs_dir))

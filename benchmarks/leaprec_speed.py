@@ -612,24 +612,13 @@ def render_sasrec(s: dict) -> list:
 
 def render_markdown(report: dict) -> str:
     from benchmarks import machine as machine_info
-    title = "LeapRec and SASRec training speed" + (" (quick: a smoke test, not evidence)"
-                                                   if report["quick"] else "")
-    load = report["loadavg_before"][0], report["loadavg_after"][0]
-    lines = [f"# {title}", "",
-             f"- Date: {report['date']}",
-             f"- Command: `{report['command']}` (from the repository root)",
-             *machine_info.header_lines(report["machine"], report["gpus_seen_by_tensorflow"]),
+    lines = [*machine_info.timing_header(report, "LeapRec and SASRec training speed",
+                                         "A, B, A, B, ..."),
              f"- Data: {DATASET} protocol A periods (`{report['periods']}`), the train "
              f"window ({', '.join(report['time_steps'])}).",
              f"- TensorFlow threads: intra-op {report['tf_threads']['intra_op']}, inter-op "
              f"{report['tf_threads']['inter_op']} (0 = one per core); op determinism on, as "
              "`tfmeta train`.",
-             f"- **Shared machine.** This process ran at niceness {report['niceness']}; the "
-             f"1-minute load average was {load[0]:.2f} before and {load[1]:.2f} after "
-             f"({report['total_seconds'] / 60:.1f} min in all) on "
-             f"{report['machine']['usable_cpus']} cores. Absolute times drift with other "
-             "work; each comparison is interleaved (A, B, A, B, ...) so both sides see the "
-             "same contention, and the ratios are the result.",
              ""]
     lines += render_overhead(report["leap_overhead"])
     lines += render_sasrec(report["sasrec"])
@@ -683,8 +672,6 @@ def settings_of(args) -> dict:
 
 def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
-    import datetime
-    import shlex
     import tempfile
 
     import tensorflow as tf
@@ -693,19 +680,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     settings = settings_of(args)
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["python", "-m", "benchmarks.leaprec_speed", *argv])
     tf.config.experimental.enable_op_determinism()  # as train_ranking
     started = time.perf_counter()
-    report = {"benchmark": "leaprec_speed", "quick": args.quick, "command": command,
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                  timespec="seconds"),
-              "machine": machine_info.describe(["tensorflow", "tf-keras", "tensorflow-gnn",
-                                                "numpy"]),
-              "gpus_seen_by_tensorflow": len(tf.config.list_physical_devices("GPU")),
-              "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-              "niceness": os.nice(0), "settings": settings, "bound": BOUND,
-              "loadavg_before": list(os.getloadavg())}
+    report = machine_info.timing_report(
+        "leaprec_speed", argv, ["tensorflow", "tf-keras", "tensorflow-gnn", "numpy"],
+        quick=args.quick, settings=settings, bound=BOUND,
+        tf_threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
     periods = periods_dir(args)
     report["periods"] = os.path.relpath(os.path.abspath(periods), ROOT)
     data = Data(periods)

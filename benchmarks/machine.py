@@ -83,17 +83,53 @@ def header_lines(m: dict, gpus: int) -> list:
             f"- Versions: Python {m['python']}{versions}"]
 
 
+def timing_report(benchmark: str, argv: Sequence[str], packages: Sequence[str],
+                  **fields) -> dict:
+    """What a timing benchmark's report starts with: its name, command (`python -m
+    benchmarks.<benchmark> argv...`) and date, the machine and `packages`' versions
+    (`describe`), the GPUs TensorFlow sees, this process's niceness and the load average
+    before; then `fields`. `finish` adds the load average after."""
+    import datetime
+    import shlex
+
+    import tensorflow as tf
+    return {"benchmark": benchmark,
+            "command": shlex.join(["python", "-m", f"benchmarks.{benchmark}", *argv]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "machine": describe(packages),
+            "gpus_seen_by_tensorflow": len(tf.config.list_physical_devices("GPU")),
+            "niceness": os.nice(0), "loadavg_before": list(os.getloadavg()), **fields}
+
+
+def timing_header(report: dict, title: str, interleaved: str) -> list:
+    """The first lines of a `timing_report`'s markdown: the title (marked as a smoke test
+    when report["quick"]), date, command, machine and versions, and the shared-machine
+    line saying that `interleaved` (e.g. "tensor, list, tensor, ...") makes the ratios
+    the result."""
+    title += " (quick: a smoke test, not evidence)" if report.get("quick") else ""
+    load = report["loadavg_before"][0], report["loadavg_after"][0]
+    return [f"# {title}", "",
+            f"- Date: {report['date']}",
+            f"- Command: `{report['command']}` (from the repository root)",
+            *header_lines(report["machine"], report["gpus_seen_by_tensorflow"]),
+            f"- **Shared machine.** Niceness {report['niceness']}; 1-minute load average "
+            f"{load[0]:.2f} before, {load[1]:.2f} after ({report['total_seconds'] / 60:.1f} "
+            f"min in all) on {report['machine']['usable_cpus']} cores. Each comparison is "
+            f"interleaved ({interleaved}), so both sides see the same contention: the "
+            "ratios are the result, not the absolute times."]
+
+
 def write_results(results_dir: str, prefix: str, data: dict, markdown: str) -> tuple:
     """RESULTS_DIR/PREFIX.json (data) and PREFIX.md (markdown), each replaced whole
     (never half-written); returns (md_path, json_path)."""
-    import json
+    from benchmarks.reports import write_json, write_text
     os.makedirs(results_dir, exist_ok=True)
-    paths = os.path.join(results_dir, f"{prefix}.md"), os.path.join(results_dir, f"{prefix}.json")
-    for path, text in zip(paths, (markdown, json.dumps(data, indent=2) + "\n")):
-        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(f"{path}.tmp", path)
-    return paths
+    md_path = os.path.join(results_dir, f"{prefix}.md")
+    json_path = os.path.join(results_dir, f"{prefix}.json")
+    write_text(md_path, markdown)
+    write_json(json_path, data)
+    return md_path, json_path
 
 
 def finish(results_dir: str, prefix: str, report: dict, render, started: float) -> None:

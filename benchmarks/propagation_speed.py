@@ -124,18 +124,9 @@ def compare(step: Step, repeats: int) -> dict:
 
 def render_markdown(report: dict) -> str:
     from benchmarks import machine as machine_info
-    title = "Graph propagation: CSR against COO sparse matmul" + (
-        " (quick: a smoke test, not evidence)" if report["quick"] else "")
-    load = report["loadavg_before"][0], report["loadavg_after"][0]
     g = report["graph"]
-    lines = [f"# {title}", "",
-             f"- Date: {report['date']}",
-             f"- Command: `{report['command']}` (from the repository root)",
-             *machine_info.header_lines(report["machine"], report["gpus_seen_by_tensorflow"]),
-             f"- **Shared machine.** Niceness {report['niceness']}; 1-minute load average "
-             f"{load[0]:.2f} before, {load[1]:.2f} after ({report['total_seconds'] / 60:.1f} "
-             "min in all). Each pair is interleaved (CSR, COO, CSR, ...): the ratios are "
-             "the result, not the absolute times.",
+    lines = [*machine_info.timing_header(report, "Graph propagation: CSR against COO "
+                                         "sparse matmul", "CSR, COO, CSR, ..."),
              f"- Graph: {report['dataset']}'s train window, {g['interactions']:,} "
              f"interactions ({g['edges']:,} directed edges), {g['nodes']:,} nodes. One "
              f"batch of {report['batch_size']:,} with its negatives; loss and gradient "
@@ -182,9 +173,6 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
-    import datetime
-    import shlex
-
     import tensorflow as tf
 
     from benchmarks import machine as machine_info
@@ -203,17 +191,11 @@ def main(argv=None) -> int:
     data = PeriodDataset(periods)
     part = inter.load(data, WINDOWS, 50)
     batch_size = min(args.batch_size, len(part))
-    report = {"benchmark": "propagation_speed", "quick": args.quick, "repeats": repeats,
-              "dataset": data.manifest.get("dataset", args.dataset),
-              "command": shlex.join(["python", "-m", "benchmarks.propagation_speed", *argv]),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                  timespec="seconds"),
-              "machine": machine_info.describe(["tensorflow", "tf-keras", "tensorflow-gnn",
-                                                "numpy"]),
-              "gpus_seen_by_tensorflow": len(tf.config.list_physical_devices("GPU")),
-              "niceness": os.nice(0), "loadavg_before": list(os.getloadavg()),
-              "batch_size": batch_size, "models": {},
-              "periods": os.path.relpath(os.path.abspath(periods), ROOT)}
+    report = machine_info.timing_report(
+        "propagation_speed", argv, ["tensorflow", "tf-keras", "tensorflow-gnn", "numpy"],
+        quick=args.quick, repeats=repeats, dataset=data.manifest.get("dataset", args.dataset),
+        batch_size=batch_size, models={},
+        periods=os.path.relpath(os.path.abspath(periods), ROOT))
     for name in models:
         print(f"{name}: CSR against COO propagation ...", file=sys.stderr, flush=True)
         step = Step(name, data, part, batch_size)
