@@ -790,26 +790,43 @@ def _defaults_text() -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("method", "seed"))
 
 
+def _test_examples(section: dict) -> int:
+    """The interactions the test models train on (train + validation windows)."""
+    windows = section["periods"]["windows"]
+    return windows["train"] + windows["val"]
+
+
 def render_models(section: dict, exp: dict) -> list:
     table, s = exp["table"], exp["summary"]
     best, claim = s["best"], s["claim"]
+    options, examples = _effective(exp["options"]), _test_examples(section)
+    steps_of = {m: gradient_steps(row, m, options, examples) for m, row in table.items()}
     cols = TEST_COLUMNS + (VAL_HEAD,)
     out = [f"### 1. Models: test window, mean ± std over {len(exp['seeds'])} seed(s)", "",
            "| method | " + " | ".join(SAMPLED) + " | full HR@10 | full NDCG@10 | full MRR "
-           "| val HR@10 | test budget | s per run | CPU s per run |",
-           "|---|" + "---:|" * (len(cols) + 3)]
+           "| val HR@10 | test budget (at cap) | gradient steps | s per run | CPU s per run |",
+           "|---|" + "---:|" * (len(cols) + 4)]
     for m, row in table.items():
+        capped, capped_of = row["at_cap"]
+        steps = steps_of[m]
         out.append(f"| {_bold(m, m == CLAIMED)} | "
                    + " | ".join(_cell(row, c, best, m) for c in cols)
-                   + f" | {_pm(row['budget'], '.1f')} | {_pm(row['seconds'], '.0f')} "
-                   f"| {_pm(row['cpu_seconds'], '.0f')} |")
+                   + f" | {_pm(row['budget'], '.1f')} ({capped} of {capped_of}) "
+                   f"| {'n/a' if steps is None else f'{steps:,.0f}'} "
+                   f"| {_pm(row['seconds'], '.0f')} | {_pm(row['cpu_seconds'], '.0f')} |")
     out += ["", "Bold: the best mean per column. Sampled metrics rank the positive among it "
             "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
             "not touched before (PROTOCOLS.md A.7-A.8). s per run: the run's own clock "
             "(both phases: train -> validation, train + validation -> test). Test budget: the "
-            "epochs (plain models) or iterations (meta methods) the test model trained for; "
-            "with `--choose-budget` (the default here) the count whose validation HR@10 was "
-            "best, validation scored after each (PROTOCOLS.md A.3).", "",
+            f"epochs (plain models, at most {options['epochs']}) or iterations (meta methods, "
+            f"at most {options['iterations']}) the test model trained for; with "
+            "`--choose-budget` (the default here) the count whose validation HR@10 was "
+            "best, validation scored after each (PROTOCOLS.md A.3); \"at cap\": the runs "
+            "whose validation chose the last one, so that their curve may still have been "
+            "rising. Gradient steps: of the test model, "
+            f"{options['inner_steps']} (K) per time step and iteration for a meta-learner, "
+            f"one per minibatch of {options['batch_size']} of the {examples:,} train + "
+            "validation interactions and epoch for a plain model.", "",
             "**Claim: LeapRec beats every baseline.**", ""]
     if claim["verdict"] == "not evaluated":
         return out + [f"Not evaluated: {claim['why']}.", ""]
@@ -834,6 +851,14 @@ def render_models(section: dict, exp: dict) -> list:
             + "; by full HR@10: " + " > ".join(claim["order_full_hr10"])
             + (" (the same)." if claim["order_sampled_hr10"] == claim["order_full_hr10"]
                else " (sampled and full ranking order the methods differently).")]
+    mine, theirs = steps_of[CLAIMED], steps_of[rival]
+    if mine is not None and theirs:
+        capped, capped_of = table[CLAIMED]["at_cap"]
+        out.append(f"- Training: {CLAIMED}'s test models took {mine / theirs:.0%} of "
+                   f"{rival}'s gradient steps ({mine:,.0f} against {theirs:,.0f})"
+                   + (f"; validation chose the last of its {options['iterations']} "
+                      f"iterations on {capped} of {capped_of} seeds" if capped else "")
+                   + ".")
     if claim["seeds"] < 2:
         out.append("- One seed only: a smoke run, not evidence either way.")
     return out + [""]
@@ -851,9 +876,7 @@ def gradient_steps(row: dict, method: str, options: dict, examples: int) -> Opti
 
 def render_plugins(section: dict, exp: dict) -> list:
     table, s = exp["table"], exp["summary"]
-    options = _effective(exp["options"])
-    windows = section["periods"]["windows"]
-    examples = windows["train"] + windows["val"]  # the test models' training interactions
+    options, examples = _effective(exp["options"]), _test_examples(section)
     counts = {len(row["seeds"]) for row in table.values()}
     seeds = (f"{counts.pop()} seed(s)" if len(counts) == 1
              else f"{len(exp['seeds'])} seeds planned; the seeds column says how many ran")

@@ -85,6 +85,26 @@ def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
     assert "validation chose the last of its" in text
 
 
+def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its_rival():
+    runs = {}
+    for seed in (0, 1):
+        mf, leap = run("mf", seed, 0.5), run("leaprec", seed, 0.4)
+        mf["metrics"]["training"]["test"]["losses"] = [0.6, 0.5, 0.4]     # 3 epochs
+        mf["metrics"]["budget"] = {"curve": [{}] * 4}                      # of 4
+        leap["metrics"]["training"]["test"] = {"losses": [[0.7, 0.6]] * 2,  # 2 iterations
+                                               "time_steps": ["a", "b"]}
+        leap["metrics"]["budget"] = {"curve": [{}] * 2}                    # of 2: at cap
+        runs.update({mf["id"]: mf, leap["id"]: leap})
+    record = models_record(runs)
+    record.update(seeds=[0, 1], options={"inner_steps": 4, "batch_size": 10})
+    text = "\n".join(leaprec.render_models(
+        {"periods": {"windows": {"train": 90, "val": 5}}}, record))
+    assert "| 3.0 ± 0.0 (0 of 2) | 30 |" in text          # 3 epochs x ceil(95 / 10)
+    assert "| 2.0 ± 0.0 (2 of 2) | 16 |" in text          # 2 iterations x 2 steps x K 4
+    assert ("- Training: leaprec's test models took 53% of mf's gradient steps (16 against "
+            "30); validation chose the last of its") in text
+
+
 def recorded_run(run_: "leaprec.Run", periods: str, **options) -> dict:
     """The report's record of a finished run (as load_run made it)."""
     record = run(run_.method, run_.seed, 0.5)
