@@ -91,12 +91,14 @@ def test_ranking_export_scores_like_the_model(name, tmp_path):
     picked = np.take_along_axis(everything, rows(ITEMS, ids).numpy() - 1, axis=1)
     np.testing.assert_allclose(picked, top["scores"].numpy(), atol=1e-5)
     # Saved: each part's node table once and the weights its user encoder reads (no
-    # GCN weights: their output is the node table; no embedding table).
+    # GCN weights: their output is the node table; no embedding table; no dropout draw
+    # counters: inference draws no masks).
     saved = tf.train.list_variables(str(tmp_path / "model" / "variables" / "variables"))
     size = sum(int(np.prod(shape)) for key, shape in saved if "VARIABLE_VALUE" in key)
     encoders = [getattr(m, "encoder", None) for m in scorer.models]
     want = sum(int(np.prod(m.node_representations().shape)) for m in scorer.models) + sum(
-        int(np.prod(v.shape)) for e in encoders if e is not None for v in e.variables)
+        int(np.prod(v.shape)) for e in encoders if e is not None
+        for v in e.trainable_variables)
     if name == "sasrec":
         want += sum(int(np.prod(m.position_embeddings.shape)) for m in scorer.models)
     assert size == want

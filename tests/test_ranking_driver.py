@@ -106,6 +106,20 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
     assert_same_run(resumed, whole, ("val", "test", "training"))
 
 
+@pytest.mark.parametrize("method,unit", [("gcn", "_epoch"), ("leaprec+gcn", "_iteration")])
+def test_a_model_with_dropout_resumes_as_if_uninterrupted(periods_a, tmp_path, monkeypatch,
+                                                          method, unit):
+    # Its dropout masks' draw counters are in the checkpoint (tfmeta.models.dropout).
+    options = RankingOptions(method, epochs=2, iterations=2, inner_steps=2, **SMALL)
+    whole = train_ranking(periods_a, str(tmp_path / "whole"), options)
+    killed_at_call(monkeypatch, unit, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train_ranking(periods_a, str(tmp_path / "resumed"), options)
+    monkeypatch.undo()
+    resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
+    assert_same_run(resumed, whole, ("val", "test", "training"))
+
+
 def killed_at_call(monkeypatch, method: str, call: int) -> None:
     """Phase.<method> raises KeyboardInterrupt at its call-th call (a killed run)."""
     original = getattr(ranking.Phase, method)

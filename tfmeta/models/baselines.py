@@ -20,14 +20,11 @@ from typing import Optional
 
 import tensorflow as tf
 
+from tfmeta.models.dropout import CheckpointedDropout
 from tfmeta.models.graph import (BiInteractionConvolution, GraphConvolutionNetwork,
                                  interaction_graph, propagate)
-from tfmeta.models.ranking import RankingModel, most_recent
+from tfmeta.models.ranking import RankingModel, most_recent, offset_seed
 from tfmeta.models.sequence import GRUEncoder, SelfAttentionEncoder
-
-
-def _offset(seed: Optional[int], offset: int) -> Optional[int]:
-    return None if seed is None else seed + offset
 
 
 class BPRMF(RankingModel):
@@ -53,7 +50,7 @@ class GCN(RankingModel):
         self.num_layers, self.dropout, self.activation = (
             int(num_layers), float(dropout), activation)
         self.gcn = GraphConvolutionNetwork(self.embedding_dim, self.num_layers, activation,
-                                           self.dropout, _offset(seed, 1000), name="gcn")
+                                           self.dropout, offset_seed(seed, 1000), name="gcn")
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
@@ -89,7 +86,7 @@ class NGCF(RankingModel):
         self.num_layers, self.message_dropout = int(num_layers), float(message_dropout)
         self.convolutions = [
             BiInteractionConvolution(self.embedding_dim, self.message_dropout,
-                                     _offset(seed, 1000 + 10 * i), name=f"ngcf_{i + 1}")
+                                     offset_seed(seed, 1000 + 10 * i), name=f"ngcf_{i + 1}")
             for i in range(self.num_layers)]
         self.build_variables()
 
@@ -168,12 +165,12 @@ class SASRec(RankingModel):
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=[self.max_len, self.embedding_dim],
             initializer=tf.keras.initializers.RandomNormal(stddev=0.1,
-                                                           seed=_offset(seed, 1)),
+                                                           seed=offset_seed(seed, 1)),
             trainable=True)
-        self.input_dropout = tf.keras.layers.Dropout(self.dropout)
+        self.input_dropout = CheckpointedDropout(self.dropout, offset_seed(seed, 3))
         self.encoder = SelfAttentionEncoder(self.embedding_dim, self.num_blocks,
                                             self.num_heads, self.dropout,
-                                            _offset(seed, 2000), name="self_attention")
+                                            offset_seed(seed, 2000), name="self_attention")
         self.build_variables()
 
     def encode_users(self, users, history, nodes, training: bool = False) -> tf.Tensor:
@@ -211,7 +208,7 @@ class GRU4Rec(RankingModel):
         self.hidden_units = self.embedding_dim if hidden_units is None else int(hidden_units)
         self.dropout = float(dropout)
         self.encoder = GRUEncoder(self.hidden_units, self.embedding_dim, self.dropout,
-                                  _offset(seed, 1000), name="gru_encoder")
+                                  offset_seed(seed, 1000), name="gru_encoder")
         self.build_variables()
 
     def encode_users(self, users, history, nodes, training: bool = False) -> tf.Tensor:

@@ -34,7 +34,8 @@ from typing import Optional
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
 
-from tfmeta.models.ranking import glorot
+from tfmeta.models.dropout import CheckpointedDropout
+from tfmeta.models.ranking import glorot, offset_seed
 
 NODES = "nodes"
 EDGES = "interactions"
@@ -117,7 +118,7 @@ class GraphConvolution(tf.keras.layers.Layer):
             self.units, use_bias=False, kernel_initializer=glorot(seed, 1),
             name="neighbor_transform")
         self.activation = tf.keras.activations.get(activation)
-        self.dropout = tf.keras.layers.Dropout(self.rate)
+        self.dropout = CheckpointedDropout(self.rate, offset_seed(seed, 2))
 
     def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
         # Transform first, then propagate: the same sum, and W_nbr runs once per node.
@@ -173,7 +174,7 @@ class BiInteractionConvolution(tf.keras.layers.Layer):
             self.units, kernel_initializer=glorot(seed, 0), name="sum_transform")
         self.product_transform = tf.keras.layers.Dense(
             self.units, kernel_initializer=glorot(seed, 1), name="product_transform")
-        self.dropout = tf.keras.layers.Dropout(self.rate)
+        self.dropout = CheckpointedDropout(self.rate, offset_seed(seed, 2))
 
     def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
         smoothed = propagate(graph, values)

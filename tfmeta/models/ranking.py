@@ -46,10 +46,15 @@ def bpr_loss(scores: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(bpr_losses(scores))
 
 
+def offset_seed(seed: Optional[int], offset: int) -> Optional[int]:
+    """seed + offset, None when seed is None: each layer of a seeded model gets its own
+    offset, so that no two of its kernels start equal nor two dropouts draw alike."""
+    return None if seed is None else seed + offset
+
+
 def glorot(seed: Optional[int], offset: int = 0) -> tf.keras.initializers.Initializer:
-    """Glorot-uniform initialiser seeded with seed + offset (unseeded when seed is None):
-    each layer of a seeded model gets its own offset, so no two kernels start equal."""
-    return tf.keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
+    """Glorot-uniform initialiser seeded with offset_seed(seed, offset)."""
+    return tf.keras.initializers.GlorotUniform(seed=offset_seed(seed, offset))
 
 
 def most_recent(history: tf.Tensor, max_len: int) -> tf.Tensor:

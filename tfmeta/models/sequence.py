@@ -16,7 +16,8 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tfmeta.models.ranking import glorot
+from tfmeta.models.dropout import CheckpointedDropout, MultiHeadAttention
+from tfmeta.models.ranking import glorot, offset_seed
 
 LAYER_NORM_EPSILON = 1e-6
 
@@ -43,9 +44,9 @@ class SelfAttentionBlock(tf.keras.layers.Layer):
             int(dim), int(num_heads), float(dropout), seed)
         # Unseeded on purpose: Keras clones one seeded initialiser for the query, key
         # and value kernels, which would make them start equal (global seed applies).
-        self.attention = tf.keras.layers.MultiHeadAttention(
+        self.attention = MultiHeadAttention(
             num_heads=self.num_heads, key_dim=self.dim // self.num_heads,
-            dropout=self.rate, name="attention")
+            dropout=self.rate, dropout_seed=offset_seed(seed, 2), name="attention")
         self.attention_norm = tf.keras.layers.LayerNormalization(
             epsilon=LAYER_NORM_EPSILON, name="attention_norm")
         self.feed_forward_norm = tf.keras.layers.LayerNormalization(
@@ -55,9 +56,9 @@ class SelfAttentionBlock(tf.keras.layers.Layer):
             name="feed_forward_inner")
         self.feed_forward_outer = tf.keras.layers.Dense(
             self.dim, kernel_initializer=glorot(seed, 1), name="feed_forward_outer")
-        self.attention_dropout = tf.keras.layers.Dropout(self.rate)
-        self.inner_dropout = tf.keras.layers.Dropout(self.rate)
-        self.feed_forward_dropout = tf.keras.layers.Dropout(self.rate)
+        self.attention_dropout = CheckpointedDropout(self.rate, offset_seed(seed, 3))
+        self.inner_dropout = CheckpointedDropout(self.rate, offset_seed(seed, 4))
+        self.feed_forward_dropout = CheckpointedDropout(self.rate, offset_seed(seed, 5))
 
     def call(self, tokens: tf.Tensor, mask: tf.Tensor, training: bool = False,
              last_only: bool = False):
@@ -138,7 +139,7 @@ class GRUEncoder(tf.keras.layers.Layer):
             self.units, kernel_initializer=glorot(seed, 0),
             recurrent_initializer=tf.keras.initializers.Orthogonal(
                 seed=None if seed is None else seed + 1), name="gru")
-        self.dropout = tf.keras.layers.Dropout(self.rate)
+        self.dropout = CheckpointedDropout(self.rate, offset_seed(seed, 3))
         self.projection = (None if self.units == self.output_dim else tf.keras.layers.Dense(
             self.output_dim, use_bias=False, kernel_initializer=glorot(seed, 2),
             name="projection"))
