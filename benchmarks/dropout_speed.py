@@ -7,7 +7,7 @@ RandomUniform op, before), side by side.
 
 Every model with dropout (gnn-sa: LeapRec's, sasrec, gru4rec, gcn, ngcf) draws a mask
 for its node states or tokens in every training step. For the dataset's protocol A train
-window (built once under RUNS_DIR/periods, as benchmarks.leaprec does, or --periods),
+window (built once under runs/leaprec/periods, as benchmarks.leaprec does, or --periods),
 each model at the driver's defaults (seed 0) is built twice, with either dropout, and
 computes the BPR loss of one batch of --batch-size interactions and its gradient in
 training mode, in a `tf.function`, op determinism on as in `tfmeta train`
@@ -27,10 +27,6 @@ from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
-RUNS_DIR = os.path.join("runs", "leaprec")   # where benchmarks/leaprec.py builds its periods
-DATASET = "yelp-a"
 MODELS = ("gnn-sa", "sasrec", "gru4rec", "gcn", "ngcf")
 IMPLEMENTATIONS = ("checkpointed", "keras")
 TOLERANCE = 1e-6
@@ -102,67 +98,26 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv):
-    import argparse
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.dropout_speed",
-        description="The models' training step with CheckpointedDropout against Keras' "
-                    "Dropout.")
-    parser.add_argument("--dataset", default=DATASET, help=f"default {DATASET}")
-    parser.add_argument("--periods", default=None,
-                        help="an existing protocol A build of --dataset (default: built "
-                             "once under RUNS_DIR/periods)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=None,
-                        help=f"default {' '.join(MODELS)} (--quick: sasrec)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed pairs per model (default 5, --quick 1)")
-    parser.add_argument("--batch-size", type=int, default=1024,
-                        help="interactions per batch (default 1024, the driver's)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run; results get a dropout_speed-quick prefix")
-    parser.add_argument("--runs-dir", default=RUNS_DIR,
-                        help=f"where the periods are built (default {RUNS_DIR})")
-    parser.add_argument("--results-dir", default=RESULTS_DIR,
-                        help="where the .md and .json go (default benchmarks/results)")
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error("--repeats must be >= 1")
-    return args
-
-
 def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
     import tensorflow as tf
 
     from benchmarks import machine as machine_info
-    from benchmarks.asmg import given_or_built
-    from benchmarks.propagation_speed import Step
-    from tfmeta.data import interactions as inter
-    from tfmeta.data.periods import PeriodDataset
-    args = parse_args(argv)
-    settings = SETTINGS["quick" if args.quick else "full"]
-    models = tuple(args.models or settings["models"])
-    repeats = args.repeats or settings["repeats"]
+    from benchmarks.propagation_speed import Step, parse_args, train_window
+    args = parse_args(argv, "dropout_speed", "The models' training step with "
+                      "CheckpointedDropout against Keras' Dropout.", MODELS, SETTINGS)
     argv = sys.argv[1:] if argv is None else list(argv)
     tf.config.experimental.enable_op_determinism()  # as train_ranking
     started = time.perf_counter()
-    periods = given_or_built(args.dataset, "a", args.periods,
-                             os.path.join(ROOT, args.runs_dir))
-    data = PeriodDataset(periods)
-    part = inter.load(data, ("train",), 50)
-    report = machine_info.timing_report(
-        "dropout_speed", argv, ["tensorflow", "tf-keras", "tensorflow-gnn", "numpy"],
-        quick=args.quick, repeats=repeats, dataset=data.manifest.get("dataset", args.dataset),
-        batch_size=min(args.batch_size, len(part)), models={},
-        periods=os.path.relpath(os.path.abspath(periods), ROOT))
-    for name in models:
+    data, part, report = train_window("dropout_speed", args, argv)
+    for name in args.models:
         print(f"{name}: CheckpointedDropout against Keras' Dropout ...", file=sys.stderr,
               flush=True)
         steps = {}
         for kind in IMPLEMENTATIONS:
             with dropout(kind):
                 steps[kind] = Step(name, data, part, report["batch_size"])
-        report["models"][name] = compare(steps, repeats)
+        report["models"][name] = compare(steps, args.repeats)
     machine_info.finish(args.results_dir,
                         "dropout_speed-quick" if args.quick else "dropout_speed",
                         report, render_markdown, started)

@@ -144,23 +144,30 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv):
+def parse_args(argv, benchmark: str = "propagation_speed",
+               description: str = "The graph models' training step with CSR against COO "
+                                  "propagation.",
+               models=MODELS, settings=None):
+    """The options of a training-step timing benchmark (this one, benchmarks.dropout_speed)
+    over `models`, with `settings` = {"full" | "quick": {"repeats", "models"}}."""
     import argparse
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.propagation_speed",
-        description="The graph models' training step with CSR against COO propagation.")
+    settings = settings or SETTINGS
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{benchmark}",
+                                     description=description)
     parser.add_argument("--dataset", default=DATASET, help=f"default {DATASET}")
     parser.add_argument("--periods", default=None,
                         help="an existing protocol A build of --dataset (default: built "
                              "once under RUNS_DIR/periods)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=None,
-                        help=f"default {' '.join(MODELS)} (--quick: lightgcn)")
+    parser.add_argument("--models", nargs="+", choices=models, default=None,
+                        help=f"default {' '.join(settings['full']['models'])} (--quick: "
+                             f"{' '.join(settings['quick']['models'])})")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed pairs per model (default 5, --quick 1)")
+                        help=f"timed pairs per model (default {settings['full']['repeats']}, "
+                             f"--quick {settings['quick']['repeats']})")
     parser.add_argument("--batch-size", type=int, default=1024,
                         help="interactions per batch (default 1024, the driver's)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run; results get a propagation_speed-quick prefix")
+                        help=f"smoke run; results get a {benchmark}-quick prefix")
     parser.add_argument("--runs-dir", default=RUNS_DIR,
                         help=f"where the periods are built (default {RUNS_DIR})")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
@@ -168,7 +175,31 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    chosen = settings["quick" if args.quick else "full"]
+    args.models = tuple(args.models or chosen["models"])
+    args.repeats = args.repeats or chosen["repeats"]
     return args
+
+
+def train_window(benchmark: str, args, argv: list) -> tuple:
+    """(data, part, report): --dataset's protocol A periods (--periods, or built once
+    under --runs-dir), the interactions of its train window, and the benchmark's timing
+    report begun (dataset, periods, batch size, repeats; "models" to fill)."""
+    from benchmarks import machine as machine_info
+    from benchmarks.asmg import given_or_built
+    from tfmeta.data import interactions as inter
+    from tfmeta.data.periods import PeriodDataset
+    periods = given_or_built(args.dataset, "a", args.periods,
+                             os.path.join(ROOT, args.runs_dir))
+    data = PeriodDataset(periods)
+    part = inter.load(data, WINDOWS, 50)
+    report = machine_info.timing_report(
+        benchmark, argv, ["tensorflow", "tf-keras", "tensorflow-gnn", "numpy"],
+        quick=args.quick, repeats=args.repeats,
+        dataset=data.manifest.get("dataset", args.dataset),
+        batch_size=min(args.batch_size, len(part)), models={},
+        periods=os.path.relpath(os.path.abspath(periods), ROOT))
+    return data, part, report
 
 
 def main(argv=None) -> int:
@@ -176,30 +207,15 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from benchmarks import machine as machine_info
-    from tfmeta.data import interactions as inter
-    from tfmeta.data.periods import PeriodDataset
     args = parse_args(argv)
-    settings = SETTINGS["quick" if args.quick else "full"]
-    models = tuple(args.models or settings["models"])
-    repeats = args.repeats or settings["repeats"]
     argv = sys.argv[1:] if argv is None else list(argv)
     tf.config.experimental.enable_op_determinism()  # as train_ranking
     started = time.perf_counter()
-    from benchmarks.asmg import given_or_built
-    periods = given_or_built(args.dataset, "a", args.periods,
-                             os.path.join(ROOT, args.runs_dir))
-    data = PeriodDataset(periods)
-    part = inter.load(data, WINDOWS, 50)
-    batch_size = min(args.batch_size, len(part))
-    report = machine_info.timing_report(
-        "propagation_speed", argv, ["tensorflow", "tf-keras", "tensorflow-gnn", "numpy"],
-        quick=args.quick, repeats=repeats, dataset=data.manifest.get("dataset", args.dataset),
-        batch_size=batch_size, models={},
-        periods=os.path.relpath(os.path.abspath(periods), ROOT))
-    for name in models:
+    data, part, report = train_window("propagation_speed", args, argv)
+    for name in args.models:
         print(f"{name}: CSR against COO propagation ...", file=sys.stderr, flush=True)
-        step = Step(name, data, part, batch_size)
-        report["models"][name] = compare(step, repeats)
+        step = Step(name, data, part, report["batch_size"])
+        report["models"][name] = compare(step, args.repeats)
     model = step.scorer.models[0]
     report["graph"] = {"interactions": len(part), "nodes": model.num_nodes,
                        "edges": int(tf.size(model.edge_sources))}
