@@ -102,8 +102,7 @@ def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
     import tensorflow as tf
 
-    from benchmarks import machine as machine_info
-    from benchmarks.propagation_speed import Step, parse_args, train_window
+    from benchmarks.propagation_speed import Step, finish, parse_args, train_window
     args = parse_args(argv, "dropout_speed", "The models' training step with "
                       "CheckpointedDropout against Keras' Dropout.", MODELS, SETTINGS)
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -118,15 +117,8 @@ def main(argv=None) -> int:
             with dropout(kind):
                 steps[kind] = Step(name, data, part, report["batch_size"])
         report["models"][name] = compare(steps, args.repeats)
-    machine_info.finish(args.results_dir,
-                        "dropout_speed-quick" if args.quick else "dropout_speed",
-                        report, render_markdown, started)
-    disagree = [n for n, row in report["models"].items() if not row["agree"]]
-    if disagree:
-        print(f"the two dropouts' models disagree without dropout on {', '.join(disagree)}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return finish("dropout_speed", args, report, render_markdown, started,
+                  "the two dropouts' models disagree without dropout")
 
 
 if __name__ == "__main__":

@@ -206,7 +206,6 @@ def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
     import tensorflow as tf
 
-    from benchmarks import machine as machine_info
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     tf.config.experimental.enable_op_determinism()  # as train_ranking
@@ -219,13 +218,20 @@ def main(argv=None) -> int:
     model = step.scorer.models[0]
     report["graph"] = {"interactions": len(part), "nodes": model.num_nodes,
                        "edges": int(tf.size(model.edge_sources))}
-    machine_info.finish(args.results_dir,
-                        "propagation_speed-quick" if args.quick else "propagation_speed",
-                        report, render_markdown, started)
+    return finish("propagation_speed", args, report, render_markdown, started,
+                  f"CSR and COO disagree beyond {TOLERANCE:g}")
+
+
+def finish(benchmark: str, args, report: dict, render, started: float,
+           disagreement: str) -> int:
+    """Writes the report (with a -quick suffix under --quick); the exit status: 1, with
+    `disagreement` and the models' names, if any model's two arms disagree."""
+    from benchmarks import machine as machine_info
+    machine_info.finish(args.results_dir, f"{benchmark}-quick" if args.quick else benchmark,
+                        report, render, started)
     disagree = [n for n, row in report["models"].items() if not row["agree"]]
     if disagree:
-        print(f"CSR and COO disagree beyond {TOLERANCE:g} on {', '.join(disagree)}",
-              file=sys.stderr)
+        print(f"{disagreement} on {', '.join(disagree)}", file=sys.stderr)
         return 1
     return 0
 

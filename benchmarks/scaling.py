@@ -68,7 +68,7 @@ import time  # noqa: E402
 
 import psutil  # noqa: E402
 
-from benchmarks import machine as machine_info  # noqa: E402
+from benchmarks import machine as machine_info, reports  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
@@ -179,15 +179,12 @@ def _paths(size_dir: str) -> dict:
 
 
 def _read_step(size_dir: str, step: str) -> dict:
-    with open(os.path.join(_paths(size_dir)["steps"], f"{step}.json")) as f:
-        return json.load(f)
+    return reports.read_json(os.path.join(_paths(size_dir)["steps"], f"{step}.json"))
 
 
 def _write_json(path: str, data: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(f"{path}.tmp", "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(f"{path}.tmp", path)
+    reports.write_json(path, data)
 
 
 def step_generate(size_dir: str, rows: int) -> dict:
@@ -587,8 +584,7 @@ def run_child(step: str, size_dir: str, rows: int, full_ranking_max_rows: int) -
 def carry_over(report_path: str, sizes: list, runs_dir: str, running: list) -> list:
     """Writes the step records of an earlier report for the steps not in `running` (and
     not measured in runs_dir already); returns a note per size saying which."""
-    with open(report_path) as f:
-        earlier = json.load(f)
+    earlier = reports.read_json(report_path)
     machine = earlier.get("machine", {}).get("cpu_model", "an unrecorded machine")
     notes = []
     for r in sizes:

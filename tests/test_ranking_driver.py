@@ -120,6 +120,37 @@ def test_a_model_with_dropout_resumes_as_if_uninterrupted(periods_a, tmp_path, m
     assert_same_run(resumed, whole, ("val", "test", "training"))
 
 
+def test_a_run_from_before_checkpointed_dropout_exports_but_refuses_to_resume(
+        periods_a, tmp_path, monkeypatch):
+    # tfmeta before d338699 used Keras' Dropout: its checkpoints hold no draw counters.
+    import tensorflow as tf
+    from tfmeta.models import graph
+
+    def keras_dropout(rate, seed=None):
+        return tf.keras.layers.Dropout(rate, seed=seed)
+    options = RankingOptions("gcn", epochs=2, **SMALL)
+    with monkeypatch.context() as old_tfmeta:
+        old_tfmeta.setattr(graph, "CheckpointedDropout", keras_dropout)
+        train_ranking(periods_a, str(tmp_path / "old"), options)
+        want = _scores(ranking.load_trained(str(tmp_path / "old"))[0])
+        killed_at_call(old_tfmeta, "_epoch", 2)
+        with pytest.raises(KeyboardInterrupt):
+            train_ranking(periods_a, str(tmp_path / "killed"), options)
+    np.testing.assert_array_equal(_scores(ranking.load_trained(str(tmp_path / "old"))[0]),
+                                  want)
+    with pytest.raises(ValueError, match="before dropout masks were checkpointed"):
+        train_ranking(periods_a, str(tmp_path / "killed"), options, resume=True)
+
+
+def _scores(scorer) -> np.ndarray:
+    """A scorer's scores of items 1..20 for users 1..3, each with a short history."""
+    import tensorflow as tf
+    users = tf.constant([1, 2, 3], tf.int64)
+    history = tf.constant([[4, 5, 0], [6, 0, 0], [0, 0, 0]], tf.int64)
+    items = tf.tile(tf.range(1, 21, dtype=tf.int64)[tf.newaxis], [3, 1])
+    return scorer.frozen()(users, history, items).numpy()
+
+
 def killed_at_call(monkeypatch, method: str, call: int) -> None:
     """Phase.<method> raises KeyboardInterrupt at its call-th call (a killed run)."""
     original = getattr(ranking.Phase, method)

@@ -16,11 +16,15 @@ a seed the layer takes one from Python's `random`, which
 `tf.keras.utils.set_random_seed` seeds (as Keras' own layers take theirs from the
 global seed). Under a distribution strategy every replica draws with the same
 (seed, counter), on its own shard of the batch.
+
+Checkpoints written by tfmeta before these counters existed (commit d338699) lack them:
+`lacks_draw_counters` tells such a checkpoint apart, so that an export can restore it
+(inference draws no masks) and a resume can say why it cannot be exact.
 """
 from __future__ import annotations
 
 import random
-from typing import Optional
+from typing import Iterable, Optional
 
 import tensorflow as tf
 
@@ -65,3 +69,13 @@ class MultiHeadAttention(tf.keras.layers.MultiHeadAttention):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "dropout_seed": self.dropout_seed}
+
+
+def lacks_draw_counters(checkpoint_path: str, models: Iterable[tf.Module]) -> bool:
+    """Whether these models have CheckpointedDropout layers but the checkpoint at
+    checkpoint_path holds none of their draw counters (it was written by tfmeta before
+    d338699, when dropout was Keras' own)."""
+    has_dropout = any(isinstance(layer, CheckpointedDropout)
+                      for model in models for layer in model.submodules)
+    return has_dropout and not any("/draws/" in name for name, _ in
+                                   tf.train.list_variables(checkpoint_path))

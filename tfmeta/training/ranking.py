@@ -36,6 +36,7 @@ from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
+from tfmeta.models.dropout import lacks_draw_counters
 from tfmeta.training.rundir import check_same_options, open_run_dir, write_json
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
@@ -151,7 +152,13 @@ def load_trained(run_dir: str, periods_dir: Optional[str] = None) -> tuple:
     scorer = leaprec.Scorer(list(build_models(options, data, options.seed).values()))
     checkpoint = tf.train.Checkpoint(models=scorer.models)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "test", "checkpoints"))
-    checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+    status = checkpoint.restore(latest).expect_partial()
+    if lacks_draw_counters(latest, scorer.models):
+        # An older run's: only its dropout draw counters are missing, and scoring
+        # draws no masks.
+        status.assert_nontrivial_match()
+    else:
+        status.assert_existing_objects_matched()
     part = inter.load(data, dict(PHASES)["test"], options.max_len, options.granularity)
     scorer.set_graph(part.users, part.items)
     return scorer, data, options
@@ -203,9 +210,17 @@ class Phase:
 
     # -- training
     def restore(self) -> None:
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(
-                self.manager.latest_checkpoint).assert_existing_objects_matched()
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            return
+        if lacks_draw_counters(latest, self.scorer.models):
+            raise ValueError(
+                f"{latest} was written by a tfmeta from before dropout masks were "
+                "checkpointed (commit d338699), so a resumed run cannot draw the masks the "
+                "interrupted one would have. Train it again from the start (delete "
+                f"{os.path.dirname(self.out)} or give another --out); a finished older "
+                "run can still be exported.")
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
 
     def train(self, losses: list) -> None:
         """Runs the remaining epochs / iterations; appends each one's losses."""
