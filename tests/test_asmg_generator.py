@@ -174,8 +174,11 @@ def test_empty_leading_steps_change_nothing(make):
         for a, b in zip(outputs, got[p:]):
             assert max_abs_diff(a, b) == 0.0
         assert not state or max_abs_diff(state, got_state) == 0.0
-        assert max_abs_diff([tf.convert_to_tensor(g) for g in grads],
-                            [tf.convert_to_tensor(g) for g in got_grads]) <= 1e-6
+        grads, got_grads = ([tf.convert_to_tensor(g) for g in gs] for gs in (grads, got_grads))
+        # Graph and eager sum the gradients in different orders: a few float32 ulps of
+        # the largest gradient (about 50 here, where one ulp is 3.8e-6), not 1e-6 absolute.
+        scale = max(float(tf.reduce_max(tf.abs(g))) for g in grads)
+        assert max_abs_diff(grads, got_grads) <= 1e-6 * scale
     assert padded.experimental_get_tracing_count() == 1
 
 
