@@ -13,6 +13,8 @@ from tfmeta.training.ranking import RankingOptions, train_ranking
 SAMPLED = {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
 FULL = {"HR@10", "NDCG@10", "MRR"}
 SMALL = dict(embedding_dim=16, gtl_dim=16, otl_dim=16, batch_size=512, learning_rate=1e-2)
+# For tests about checkpoints, not learning: a GCN epoch of 17 steps instead of 131.
+FEW_STEPS = dict(SMALL, batch_size=4096)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
 def test_a_model_with_dropout_resumes_as_if_uninterrupted(periods_a, tmp_path, monkeypatch,
                                                           method, unit):
     # Its dropout masks' draw counters are in the checkpoint (tfmeta.models.dropout).
-    options = RankingOptions(method, epochs=2, iterations=2, inner_steps=2, **SMALL)
+    options = RankingOptions(method, epochs=2, iterations=2, inner_steps=2, **FEW_STEPS)
     whole = train_ranking(periods_a, str(tmp_path / "whole"), options)
     killed_at_call(monkeypatch, unit, 2)
     with pytest.raises(KeyboardInterrupt):
@@ -128,7 +130,7 @@ def test_a_run_from_before_checkpointed_dropout_exports_but_refuses_to_resume(
 
     def keras_dropout(rate, seed=None):
         return tf.keras.layers.Dropout(rate, seed=seed)
-    options = RankingOptions("gcn", epochs=2, **SMALL)
+    options = RankingOptions("gcn", epochs=2, **FEW_STEPS)
     with monkeypatch.context() as old_tfmeta:
         old_tfmeta.setattr(graph, "CheckpointedDropout", keras_dropout)
         train_ranking(periods_a, str(tmp_path / "old"), options)
