@@ -66,6 +66,20 @@ def _learner(periods, **sizes):
                          UserTimelines(np.array([1]), np.array([1]), np.array([0])))
 
 
+def test_inner_step_batches_are_distinct_rows_and_a_small_step_gives_all_of_them():
+    from tfmeta.data.interactions import Histories, Interactions
+    users = items = np.arange(1, 14)
+    ts = np.arange(13)
+    part = Interactions(users, items, ts, np.repeat([0, 1], [3, 10]), ["early", "late"],
+                        Histories(users, items, ts, 5))
+    rng = np.random.default_rng(0)
+    small = ranking.time_step_batches(part, 0, 4, 8, rng)
+    assert [sorted(b["item"].numpy()) for b in small] == [[1, 2, 3]] * 4
+    for batch in ranking.time_step_batches(part, 1, 4, 8, rng):
+        rows = batch["item"].numpy()
+        assert len(set(rows)) == 8 and set(rows) <= set(range(4, 14))
+
+
 @pytest.mark.parametrize("part,restarts", [("gtl", True), ("otl", False)])
 def test_gtl_restarts_every_time_step_and_otl_carries_on(periods_a, part, restarts):
     """Alone (the other's size 0), GTL given the same data twice ends where it ended

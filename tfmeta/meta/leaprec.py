@@ -25,6 +25,10 @@ Choices the paper leaves open, made explicit here:
   step of a time step costs one extra minibatch).
 - Inner optimizers are Adam. GTL's Adam state is reset with its parameters at every
   time step; OTL's is reset at the start of every iteration and carried otherwise.
+- A time step with fewer interactions than the batch size takes all of them as each
+  inner step's minibatch (with fresh negatives): the same expected loss as a full
+  minibatch drawn with replacement, at a fraction of its cost (Amazon Beauty has 97
+  monthly steps under 1,000 interactions; each inner step there costs 0.3x).
 - Graph models see, at time step t, the interactions of time steps <= t (the graph
   grows with time; the deployed model uses all training interactions).
 

@@ -96,10 +96,12 @@ def _batches(part: inter.Interactions, index: np.ndarray) -> dict:
 
 def time_step_batches(part: inter.Interactions, step: int, count: int, size: int,
                       rng: np.random.Generator) -> list:
-    """`count` minibatches of `size` drawn from time step `step`'s interactions (with
-    replacement only when the step has fewer than `size`): a meta method's inner steps."""
+    """`count` minibatches of `size` drawn without replacement from time step `step`'s
+    interactions: a meta method's inner steps. A step with fewer interactions than
+    `size` gives all of them, shuffled, in each minibatch (a full-batch step; drawing
+    `size` with replacement would repeat each row and cost a full minibatch)."""
     rows = np.flatnonzero(part.step == step)
-    return [_batches(part, rng.choice(rows, size, replace=len(rows) < size))
+    return [_batches(part, rng.choice(rows, min(size, len(rows)), replace=False))
             for _ in range(count)]
 
 
