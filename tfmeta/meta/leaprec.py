@@ -28,7 +28,8 @@ Choices the paper leaves open, made explicit here:
 - A time step with fewer interactions than the batch size takes all of them as each
   inner step's minibatch (with fresh negatives): the same expected loss as a full
   minibatch drawn with replacement, at a fraction of its cost (Amazon Beauty has 97
-  monthly steps under 1,000 interactions; each inner step there costs 0.3x).
+  monthly steps under 1,024 interactions: its median one is 3.9x cheaper, an iteration
+  1.9x; benchmarks/results/small_steps.md).
 - Graph models see, at time step t, the interactions of time steps <= t (the graph
   grows with time; the deployed model uses all training interactions).
 
