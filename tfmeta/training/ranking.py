@@ -271,7 +271,9 @@ class Phase:
         self.learner.begin_iteration()
         losses, shots = [], []
         items = self.popular_items() if record else None
-        for step in range(part.num_steps):
+        # An iteration can take minutes (126 monthly steps on Amazon Beauty): its own bar.
+        for step in tqdm(range(part.num_steps), desc="time steps", unit="step",
+                         leave=False, disable=None):
             losses.append(self.time_step(step, rng))
             if record:
                 shots.append(self._item_representations(items))
