@@ -44,7 +44,9 @@ def coo_propagate(graph, values):
     """The propagation as tfmeta computed it before: COO sparse-dense matmul, TF's
     gradient."""
     import tensorflow as tf
-    from tfmeta.models.graph import normalized_adjacency
+    from tfmeta.models.graph import Adjacency, normalized_adjacency
+    if isinstance(graph, Adjacency):   # models prepare A_hat once; COO needs the graph
+        graph = graph.graph
     return tf.sparse.sparse_dense_matmul(normalized_adjacency(graph), values)
 
 
@@ -61,9 +63,12 @@ def propagation(kind: str):
 
 class Step:
     """One model's BPR loss and gradient on one batch, in a tf.function per
-    implementation (traced inside its `propagation`, so each keeps its own graph)."""
+    implementation (traced inside its `propagation`, so each keeps its own graph;
+    `implementations`: kind -> the context manager its function is traced in)."""
 
-    def __init__(self, model_name: str, data, part, batch_size: int):
+    def __init__(self, model_name: str, data, part, batch_size: int,
+                 implementations=None):
+        self.implementations = implementations or propagation
         import tensorflow as tf
         from tfmeta.meta import leaprec
         from tfmeta.training.ranking import RankingOptions, build_models
@@ -92,7 +97,7 @@ class Step:
                                                 training=training))
                 return loss, tape.gradient(loss, self.scorer.trainable_variables)
             self.functions[kind, training] = loss_and_gradient
-        with propagation(kind):
+        with self.implementations(kind):
             wall, cpu = time.perf_counter(), time.process_time()
             loss, gradients = self.functions[kind, training](self.batch)
             values = [float(loss)] + [np.asarray(tf.convert_to_tensor(g)) for g in gradients]

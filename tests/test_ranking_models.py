@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from tfmeta.models.baselines import NGCF, BPRMF, LightGCN
 from tfmeta.models.gnn_sa import GnnSaRecommender
-from tfmeta.models.graph import GraphConvolution, interaction_graph, propagate
+from tfmeta.models.graph import (GraphConvolution, interaction_graph, model_adjacency,
+                                 prepare, propagate)
 from tfmeta.models.ranking import bpr_loss
 from tfmeta.models.registry import MODELS, make_model
 
@@ -204,6 +205,57 @@ def test_gcn_normalisation_hand_computed():
     empty = interaction_graph(tf.zeros([0], tf.int64), tf.zeros([0], tf.int64), 5)
     np.testing.assert_allclose(layer(empty, tf.constant(values)).numpy(),
                                np.tanh(values @ w_self + bias), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_edges_in_any_order_give_the_same_scores_and_gradients(name):
+    # set_graph stores edges in A_hat's row order (target, then source), so models skip
+    # the sort; edges in another order (graphs from elsewhere, checkpoints from before
+    # the ordering) are sorted when prepared, to the same matrix.
+    model = new_model(name, graph=GRAPH_B)
+    sources, targets = model.edge_sources.numpy(), model.edge_targets.numpy()
+    keys = targets * model.num_nodes + sources
+    assert np.all(np.diff(keys) >= 0) and len(keys) == 2 * len(GRAPH_B[0])
+
+    def scores_and_gradients():
+        with tf.GradientTape() as tape:
+            out = model(BATCH)
+            loss = tf.reduce_sum(out * out)
+        return [out] + [tf.convert_to_tensor(g) for g in
+                        tape.gradient(loss, model.trainable_variables)]
+
+    ordered = scores_and_gradients()
+    order = np.random.default_rng(0).permutation(len(keys))
+    model.edge_sources.assign(sources[order])
+    model.edge_targets.assign(targets[order])
+    for a, b in zip(ordered, scores_and_gradients(), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_symmetric_graph_prepared_as_such_propagates_as_any_graph():
+    model = new_model("lightgcn", graph=GRAPH_B)
+    graph = interaction_graph(model.edge_sources, model.edge_targets, model.num_nodes)
+    values = tf.constant(np.random.default_rng(0).normal(size=[model.num_nodes, 3]),
+                         tf.float32)
+    expected = dense_normalised_adjacency(*GRAPH_B, U, model.num_nodes) @ values.numpy()
+    for adjacency in (model_adjacency(model), prepare(graph), graph):
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            out = propagate(adjacency, values)
+            loss = tf.reduce_sum(out * tf.range(3, dtype=tf.float32))
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+        # The gradient is A_hat^T @ upstream, A_hat^T = A_hat here.
+        upstream = np.broadcast_to(np.arange(3.0), expected.shape)
+        np.testing.assert_allclose(tape.gradient(loss, values).numpy(),
+                                   dense_normalised_adjacency(*GRAPH_B, U, model.num_nodes)
+                                   .T @ upstream, rtol=1e-5, atol=1e-6)
+    # A one-way graph is not symmetric: prepared as such, its gradient uses the transpose.
+    one_way = interaction_graph(tf.constant([1, 2], tf.int64), tf.constant([3, 3], tf.int64), 4)
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        loss = tf.reduce_sum(propagate(one_way, values[:4]))
+    gradient = tape.gradient(loss, values).numpy()[:4]
+    assert np.all(gradient[3] == 0) and np.all(gradient[1] > 0) and np.all(gradient[2] > 0)
 
 
 def test_lightgcn_equals_dense_propagation():

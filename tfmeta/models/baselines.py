@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfmeta.models.dropout import CheckpointedDropout
 from tfmeta.models.graph import (BiInteractionConvolution, GraphConvolutionNetwork,
-                                 interaction_graph, propagate)
+                                 model_adjacency, propagate)
 from tfmeta.models.ranking import RankingModel, most_recent, offset_seed
 from tfmeta.models.sequence import GRUEncoder, SelfAttentionEncoder
 
@@ -54,7 +54,7 @@ class GCN(RankingModel):
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = interaction_graph(self.edge_sources, self.edge_targets, self.num_nodes)
+        graph = model_adjacency(self)
         return self.gcn(graph, tf.convert_to_tensor(self.embeddings), training=training)
 
     def get_config(self) -> dict:
@@ -91,7 +91,7 @@ class NGCF(RankingModel):
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = interaction_graph(self.edge_sources, self.edge_targets, self.num_nodes)
+        graph = model_adjacency(self)
         values = tf.convert_to_tensor(self.embeddings)
         layers = [values]
         for convolution in self.convolutions:
@@ -125,7 +125,7 @@ class LightGCN(RankingModel):
         self.num_layers = int(num_layers)
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = interaction_graph(self.edge_sources, self.edge_targets, self.num_nodes)
+        graph = model_adjacency(self)
         values = tf.convert_to_tensor(self.embeddings)
         total = values
         for _ in range(self.num_layers):

@@ -48,7 +48,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tfmeta.models.graph import GraphConvolutionNetwork, interaction_graph
+from tfmeta.models.graph import GraphConvolutionNetwork, model_adjacency
 from tfmeta.models.ranking import RankingModel, most_recent
 from tfmeta.models.sequence import SelfAttentionEncoder
 
@@ -87,7 +87,7 @@ class GnnSaRecommender(RankingModel):
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = interaction_graph(self.edge_sources, self.edge_targets, self.num_nodes)
+        graph = model_adjacency(self)
         return self.gcn(graph, tf.convert_to_tensor(self.embeddings), training=training)
 
     def encode_users(self, users, history, nodes, training: bool = False) -> tf.Tensor:

@@ -4,6 +4,8 @@
     smoothed = propagate(graph, embeddings)        # [N, d]: sum_n norm(m, n) e_n
     gcn = GraphConvolutionNetwork(units=64, num_layers=2)
     nodes = gcn(graph, embeddings, training=True)
+    adjacency = model_adjacency(model)             # A_hat prepared once for every layer
+    nodes = gcn(adjacency, embeddings, training=True)
 
 The graph is one `tfgnn.GraphTensor` with a node set "nodes" (every node of the
 model's table, padding included) and an edge set "interactions" from `edge_sources`
@@ -11,7 +13,14 @@ to `edge_targets`. It is rebuilt from the edge variables on every call, so a gra
 another size needs no retracing. Propagation multiplies the node states by the
 normalised adjacency, built from the GraphTensor's adjacency and WEIGHT
 (`normalized_adjacency`) and handed to TF's CSR sparse matrix ops: O(E d) time and
-O(E + N d) memory, never a dense [N, N] matrix. (Why not TF-GNN's
+O(E + N d) memory, never a dense [N, N] matrix. Preparing A_hat (degrees, row order,
+CSR conversion) is `prepare`; a model does it once per forward pass
+(`model_adjacency`) and hands the prepared `Adjacency` to every layer, which also
+accept a GraphTensor and then prepare it themselves. A model's graph is symmetric
+(`set_graph` stores both directions) and stored in A_hat's row order, so its A_hat
+is its own transpose and needs no sort: on Amazon Beauty this made a GNN+SA training
+step on a small batch about 1.4x cheaper (benchmarks/results/propagation_speed.md).
+(Why not TF-GNN's
 `broadcast_node_to_edges` + `pool_edges_to_node`: they materialise an [E, d] message
 tensor, and autodiff keeps several; at a million interactions those were most of a
 LeapRec step's memory, and a sparse-dense matmul, whose gradient is another one with
@@ -29,7 +38,7 @@ want the node's own state (GCN, NGCF) have a separate self term.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import tensorflow as tf
 import tensorflow_gnn as tfgnn
@@ -72,17 +81,56 @@ def normalized_adjacency(graph: tfgnn.GraphTensor) -> tf.SparseTensor:
     return tf.SparseTensor(indices, edges[WEIGHT], tf.stack([num_nodes, num_nodes]))
 
 
-def propagate(graph: tfgnn.GraphTensor, values: tf.Tensor) -> tf.Tensor:
+class Adjacency(NamedTuple):
+    """A_hat ready for `propagate`: TF CSR sparse matrices (variant tensors) of A_hat
+    for the product and of its transpose for the gradient (the same tensor when the
+    graph is symmetric), and the GraphTensor they come from. Built inside the function
+    that uses it, by `prepare`."""
+    graph: tfgnn.GraphTensor
+    matrix: tf.Tensor
+    transposed: tf.Tensor
+
+
+def prepare(graph: tfgnn.GraphTensor, symmetric: bool = False) -> Adjacency:
+    """A_hat of `graph` as an Adjacency. symmetric=True promises that every edge
+    n -> m has its m -> n (as `RankingModel.set_graph` stores them): A_hat is then its
+    own transpose (norm(m, n) = norm(n, m)) and one CSR matrix serves both."""
+    adjacency = _row_ordered(normalized_adjacency(graph))
+    matrix = _csr(adjacency)
+    if symmetric:
+        return Adjacency(graph, matrix, matrix)
+    return Adjacency(graph, matrix, _csr(tf.sparse.reorder(tf.sparse.transpose(adjacency))))
+
+
+def model_adjacency(model) -> Adjacency:
+    """The prepared A_hat of a RankingModel's graph (its `edge_sources` /
+    `edge_targets`, both directions of every pair: symmetric)."""
+    return prepare(interaction_graph(model.edge_sources, model.edge_targets,
+                                     model.num_nodes), symmetric=True)
+
+
+def propagate(graph, values: tf.Tensor) -> tf.Tensor:
     """[N, d] -> [N, d]: row m is sum over edges n -> m of norm(m, n) * values[n]
     (A_hat @ values with A_hat = D^-1/2 A D^-1/2); 0 for a node without edges.
+    `graph`: an Adjacency, or a GraphTensor (prepared here, as a possibly asymmetric
+    graph: prepare it once with `prepare` when several products use it).
 
     A_hat goes to TF's CSR sparse matrix ops (kernels on CPU and GPU): 2.14x faster per
     LightGCN step on yelp-a than tf.sparse.sparse_dense_matmul (whose gradient scatters
     through the adjoint). Their own gradient is not deterministic, so the gradient is
-    the product with A_hat's transpose, built here too, and deterministic. The edge
-    weights get no gradient: they are the fixed normalisation."""
-    adjacency = tf.sparse.reorder(normalized_adjacency(graph))
-    return _csr_matmul(_csr(adjacency), _csr(tf.sparse.transpose(adjacency)), values)
+    the product with A_hat's transpose, and deterministic. The edge weights get no
+    gradient: they are the fixed normalisation."""
+    adjacency = graph if isinstance(graph, Adjacency) else prepare(graph)
+    return _csr_matmul(adjacency.matrix, adjacency.transposed, values)
+
+
+def _row_ordered(sparse: tf.SparseTensor) -> tf.SparseTensor:
+    """`sparse` in row-major order, sorted only if it is not in that order already
+    (a check in O(E) instead of a sort: `set_graph` stores a model's edges in order;
+    graphs from elsewhere, or checkpoints from before it did, are sorted here)."""
+    keys = sparse.indices[:, 0] * sparse.dense_shape[1] + sparse.indices[:, 1]
+    ordered = tf.reduce_all(keys[1:] >= keys[:-1])
+    return tf.cond(ordered, lambda: sparse, lambda: tf.sparse.reorder(sparse))
 
 
 def _csr(sparse: tf.SparseTensor) -> tf.Tensor:
@@ -120,7 +168,8 @@ class GraphConvolution(tf.keras.layers.Layer):
         self.activation = tf.keras.activations.get(activation)
         self.dropout = CheckpointedDropout(self.rate, offset_seed(seed, 2))
 
-    def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
+    def call(self, graph, values: tf.Tensor, training: bool = False):
+        """graph: a GraphTensor or a prepared Adjacency (`propagate`)."""
         # Transform first, then propagate: the same sum, and W_nbr runs once per node.
         neighbors = propagate(graph, self.neighbor_transform(values))
         out = self.activation(self.self_transform(values) + neighbors)
@@ -146,7 +195,9 @@ class GraphConvolutionNetwork(tf.keras.layers.Layer):
                              None if seed is None else seed + 10 * i, name=f"gcn_{i + 1}")
             for i in range(self.num_layers)]
 
-    def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
+    def call(self, graph, values: tf.Tensor, training: bool = False):
+        if not isinstance(graph, Adjacency):
+            graph = prepare(graph)  # once for every layer
         for convolution in self.convolutions:
             values = convolution(graph, values, training=training)
         return values
@@ -176,7 +227,8 @@ class BiInteractionConvolution(tf.keras.layers.Layer):
             self.units, kernel_initializer=glorot(seed, 1), name="product_transform")
         self.dropout = CheckpointedDropout(self.rate, offset_seed(seed, 2))
 
-    def call(self, graph: tfgnn.GraphTensor, values: tf.Tensor, training: bool = False):
+    def call(self, graph, values: tf.Tensor, training: bool = False):
+        """graph: a GraphTensor or a prepared Adjacency (`propagate`)."""
         smoothed = propagate(graph, values)
         out = tf.nn.leaky_relu(self.sum_transform(values + smoothed)
                                + self.product_transform(smoothed * values), alpha=0.2)

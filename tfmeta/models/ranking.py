@@ -121,15 +121,19 @@ class RankingModel(tf.keras.Model):
         return tf.where(items > 0, items + self.num_users, tf.zeros_like(items))
 
     def set_graph(self, user_rows, item_rows) -> None:
-        """The user-item interaction graph (one edge per pair, both directions stored)."""
+        """The user-item interaction graph (one edge per pair, both directions stored,
+        ordered by target node, then source node)."""
         users = self.user_nodes(tf.reshape(user_rows, [-1]))
         items = self.item_nodes(tf.reshape(item_rows, [-1]))
         if users.shape[0] is not None and items.shape[0] != users.shape[0]:
             raise ValueError("user_rows and item_rows must have the same length")
         keep = (users > 0) & (items > 0)
         users, items = tf.boolean_mask(users, keep), tf.boolean_mask(items, keep)
-        self.edge_sources.assign(tf.concat([users, items], 0))
-        self.edge_targets.assign(tf.concat([items, users], 0))
+        sources, targets = tf.concat([users, items], 0), tf.concat([items, users], 0)
+        # In the row order of A_hat (row = target): propagation then needs no sort.
+        order = tf.argsort(targets * self.num_nodes + sources, stable=True)
+        self.edge_sources.assign(tf.gather(sources, order))
+        self.edge_targets.assign(tf.gather(targets, order))
 
     # ------------------------------------------------------------------ override points
 
