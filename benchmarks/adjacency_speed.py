@@ -31,7 +31,6 @@ Results: benchmarks/results/adjacency_speed.{md,json} (-quick with --quick).
 """
 import os
 import sys
-import time
 from contextlib import ExitStack
 from unittest import mock
 
@@ -85,14 +84,12 @@ def compare(steps: dict, repeats: int) -> dict:
 
 def render_markdown(report: dict) -> str:
     from benchmarks import machine as machine_info
-    g = report["graph"]
+    from benchmarks.propagation_speed import graph_line
     lines = [*machine_info.timing_header(report, "Adjacency preparation: once per forward "
                                          "pass against once per product", "now, before, ..."),
-             f"- Graph: {report['dataset']}'s train window (`{report['periods']}`), "
-             f"{g['interactions']:,} interactions ({g['edges']:,} directed edges), "
-             f"{g['nodes']:,} nodes. Loss and gradient (forward and backward) of one batch "
-             "with its negatives in training mode, medians of "
-             f"{report['repeats']} repetition(s) after an untimed warm-up.",
+             graph_line(report, "Loss and gradient (forward and backward) of one batch "
+                        "with its negatives in training mode, medians of "
+                        f"{report['repeats']} repetition(s) after an untimed warm-up."),
              "- Now: A_hat prepared once per forward pass, edges stored in row order, one "
              "CSR matrix for the product and its gradient. Before: sorted and converted "
              "for every product, and its transpose too.", "",
@@ -110,29 +107,20 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
-    import tensorflow as tf
-
-    from benchmarks.propagation_speed import Step, finish, parse_args, train_window
-    args = parse_args(argv, "adjacency_speed", "The graph models' training step with "
-                      "A_hat prepared once per forward pass against once per product.",
-                      MODELS, SETTINGS)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    tf.config.experimental.enable_op_determinism()  # as train_ranking
-    started = time.perf_counter()
-    data, part, report = train_window("adjacency_speed", args, argv)
+def measure(name: str, data, part, report: dict) -> tuple:
+    """(timings at both batch sizes, scorer) of one model (`run_over_models`)."""
+    from benchmarks.propagation_speed import Step
     sizes = sorted({min(SMALL_BATCH, len(part)), report["batch_size"]})
-    for name in args.models:
-        print(f"{name}: A_hat prepared once against per product ...", file=sys.stderr,
-              flush=True)
-        steps = {size: Step(name, data, part, size, preparation) for size in sizes}
-        report["models"][name] = compare(steps, args.repeats)
-    model = steps[sizes[0]].scorer.models[0]
-    report["graph"] = {"interactions": len(part), "nodes": model.num_nodes,
-                       "edges": int(tf.size(model.edge_sources))}
-    return finish("adjacency_speed", args, report, render_markdown, started,
-                  "the two preparations disagree")
+    steps = {size: Step(name, data, part, size, preparation) for size in sizes}
+    return compare(steps, report["repeats"]), steps[sizes[0]].scorer
+
+
+def main(argv=None) -> int:
+    from benchmarks.propagation_speed import run_over_models
+    return run_over_models("adjacency_speed", "The graph models' training step with A_hat "
+                           "prepared once per forward pass against once per product.",
+                           MODELS, SETTINGS, measure, render_markdown,
+                           "the two preparations disagree", argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Results: benchmarks/results/dropout_speed.{md,json} (-quick with --quick).
 """
 import os
 import sys
-import time
 from contextlib import ExitStack
 from unittest import mock
 
@@ -98,27 +97,22 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
-    import tensorflow as tf
+def measure(name: str, data, part, report: dict) -> tuple:
+    """(timings, scorer) of one model built with either dropout (`run_over_models`)."""
+    from benchmarks.propagation_speed import Step
+    steps = {}
+    for kind in IMPLEMENTATIONS:
+        with dropout(kind):
+            steps[kind] = Step(name, data, part, report["batch_size"])
+    return compare(steps, report["repeats"]), steps["checkpointed"].scorer
 
-    from benchmarks.propagation_speed import Step, finish, parse_args, train_window
-    args = parse_args(argv, "dropout_speed", "The models' training step with "
-                      "CheckpointedDropout against Keras' Dropout.", MODELS, SETTINGS)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    tf.config.experimental.enable_op_determinism()  # as train_ranking
-    started = time.perf_counter()
-    data, part, report = train_window("dropout_speed", args, argv)
-    for name in args.models:
-        print(f"{name}: CheckpointedDropout against Keras' Dropout ...", file=sys.stderr,
-              flush=True)
-        steps = {}
-        for kind in IMPLEMENTATIONS:
-            with dropout(kind):
-                steps[kind] = Step(name, data, part, report["batch_size"])
-        report["models"][name] = compare(steps, args.repeats)
-    return finish("dropout_speed", args, report, render_markdown, started,
-                  "the two dropouts' models disagree without dropout")
+
+def main(argv=None) -> int:
+    from benchmarks.propagation_speed import run_over_models
+    return run_over_models("dropout_speed", "The models' training step with "
+                           "CheckpointedDropout against Keras' Dropout.", MODELS, SETTINGS,
+                           measure, render_markdown,
+                           "the two dropouts' models disagree without dropout", argv)
 
 
 if __name__ == "__main__":

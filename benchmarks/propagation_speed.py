@@ -129,14 +129,11 @@ def compare(step: Step, repeats: int) -> dict:
 
 def render_markdown(report: dict) -> str:
     from benchmarks import machine as machine_info
-    g = report["graph"]
     lines = [*machine_info.timing_header(report, "Graph propagation: CSR against COO "
                                          "sparse matmul", "CSR, COO, CSR, ..."),
-             f"- Graph: {report['dataset']}'s train window, {g['interactions']:,} "
-             f"interactions ({g['edges']:,} directed edges), {g['nodes']:,} nodes. One "
-             f"batch of {report['batch_size']:,} with its negatives; loss and gradient "
-             f"(forward and backward), medians of {report['repeats']} repetition(s) after "
-             "an untimed warm-up.", "",
+             graph_line(report, f"One batch of {report['batch_size']:,} with its "
+                        "negatives; loss and gradient (forward and backward), medians of "
+                        f"{report['repeats']} repetition(s) after an untimed warm-up."), "",
              "| model | CSR ms | COO ms | COO / CSR (wall) | COO / CSR (CPU) | "
              "max relative difference |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -207,24 +204,48 @@ def train_window(benchmark: str, args, argv: list) -> tuple:
     return data, part, report
 
 
-def main(argv=None) -> int:
+def graph_line(report: dict, detail: str) -> str:
+    """The report's line about the graph timed on, then `detail`."""
+    g = report["graph"]
+    return (f"- Graph: {report['dataset']}'s train window (`{report['periods']}`), "
+            f"{g['interactions']:,} interactions ({g['edges']:,} directed edges), "
+            f"{g['nodes']:,} nodes. {detail}")
+
+
+def run_over_models(benchmark: str, description: str, models, settings, measure, render,
+                    disagreement: str, argv=None) -> int:
+    """The shared main of the training-step timing benchmarks (this one,
+    benchmarks.dropout_speed, benchmarks.adjacency_speed): options (`parse_args`), the
+    train window, `measure(name, data, part, report) -> (row, scorer)` per model into
+    report["models"], the train graph's size, and `finish`'s report and exit status."""
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
     import tensorflow as tf
 
-    args = parse_args(argv)
+    args = parse_args(argv, benchmark, description, models, settings)
     argv = sys.argv[1:] if argv is None else list(argv)
     tf.config.experimental.enable_op_determinism()  # as train_ranking
     started = time.perf_counter()
-    data, part, report = train_window("propagation_speed", args, argv)
+    data, part, report = train_window(benchmark, args, argv)
     for name in args.models:
-        print(f"{name}: CSR against COO propagation ...", file=sys.stderr, flush=True)
-        step = Step(name, data, part, report["batch_size"])
-        report["models"][name] = compare(step, args.repeats)
-    model = step.scorer.models[0]
+        print(f"{name}: {description}", file=sys.stderr, flush=True)
+        report["models"][name], scorer = measure(name, data, part, report)
+    model = scorer.models[0]
     report["graph"] = {"interactions": len(part), "nodes": model.num_nodes,
                        "edges": int(tf.size(model.edge_sources))}
-    return finish("propagation_speed", args, report, render_markdown, started,
-                  f"CSR and COO disagree beyond {TOLERANCE:g}")
+    return finish(benchmark, args, report, render, started, disagreement)
+
+
+def measure(name: str, data, part, report: dict) -> tuple:
+    """(timings, scorer) of one model (`run_over_models`)."""
+    step = Step(name, data, part, report["batch_size"])
+    return compare(step, report["repeats"]), step.scorer
+
+
+def main(argv=None) -> int:
+    return run_over_models("propagation_speed", "The graph models' training step with CSR "
+                           "against COO propagation.", MODELS, SETTINGS, measure,
+                           render_markdown, f"CSR and COO disagree beyond {TOLERANCE:g}",
+                           argv)
 
 
 def finish(benchmark: str, args, report: dict, render, started: float,
