@@ -19,7 +19,7 @@ CSR conversion) is `prepare`; a model does it once per forward pass
 accept a GraphTensor and then prepare it themselves. A model's graph is symmetric
 (`set_graph` stores both directions) and stored in A_hat's row order, so its A_hat
 is its own transpose and needs no sort: on Amazon Beauty this made a GNN+SA training
-step on a small batch about 1.4x cheaper (benchmarks/results/propagation_speed.md).
+step on a small batch about 1.4x cheaper (benchmarks/results/adjacency_speed.md).
 (Why not TF-GNN's
 `broadcast_node_to_edges` + `pool_edges_to_node`: they materialise an [E, d] message
 tensor, and autodiff keeps several; at a million interactions those were most of a
