@@ -102,8 +102,8 @@ def measure(data: Data, settings: dict, workdir: str) -> dict:
     for step in tqdm(picked_small + picked_big, desc="time steps", file=sys.stderr):
         kinds = BATCHINGS if step in picked_small else BATCHINGS[:1]
         row = {"step": step, "label": phase.part.step_labels[step],
-               "interactions": int(sizes[step]), "small": step in picked_small}
-        row["batch_rows"] = {}
+               "interactions": int(sizes[step]), "small": step in picked_small,
+               "batch_rows": {}}
         for batching in kinds:
             batches = draw(phase, step, batching, rng)
             row["batch_rows"][batching] = int(batches[0]["item"].shape[0])
@@ -128,9 +128,9 @@ def summarize(options, sizes, small, big, rows, warmup) -> dict:
                   for c in ("wall", "cpu")} for b in BATCHINGS}
     return {"options": dataclasses.asdict(options), "time_steps": len(sizes),
             "small_time_steps": len(small), "big_time_steps": len(big),
-            "small_interactions": {"min": int(sizes[small].min()) if len(small) else 0,
-                                   "median": float(np.median(sizes[small])) if len(small)
-                                   else 0.0},
+            # measure() exits before this when no step is small
+            "small_interactions": {"min": int(sizes[small].min()),
+                                   "median": float(np.median(sizes[small]))},
             "rows": rows, "warmup_seconds": warmup,
             "small_step_median_seconds": median,
             "small_step_ratio": {c: median["before"][c] / median["now"][c]
