@@ -99,7 +99,8 @@ def prepare(graph: tfgnn.GraphTensor, symmetric: bool = False) -> Adjacency:
     matrix = _csr(adjacency)
     if symmetric:
         return Adjacency(graph, matrix, matrix)
-    return Adjacency(graph, matrix, _csr(tf.sparse.reorder(tf.sparse.transpose(adjacency))))
+    # tf.sparse.transpose returns its result in row order already.
+    return Adjacency(graph, matrix, _csr(tf.sparse.transpose(adjacency)))
 
 
 def model_adjacency(model) -> Adjacency:
