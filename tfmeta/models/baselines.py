@@ -54,8 +54,8 @@ class GCN(RankingModel):
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = model_adjacency(self)
-        return self.gcn(graph, tf.convert_to_tensor(self.embeddings), training=training)
+        adjacency = model_adjacency(self)
+        return self.gcn(adjacency, tf.convert_to_tensor(self.embeddings), training=training)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_layers": self.num_layers,
@@ -91,11 +91,11 @@ class NGCF(RankingModel):
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = model_adjacency(self)
+        adjacency = model_adjacency(self)
         values = tf.convert_to_tensor(self.embeddings)
         layers = [values]
         for convolution in self.convolutions:
-            values = convolution(graph, values, training=training)
+            values = convolution(adjacency, values, training=training)
             layers.append(tf.math.l2_normalize(values, axis=-1))
         return tf.concat(layers, axis=-1)
 
@@ -125,11 +125,11 @@ class LightGCN(RankingModel):
         self.num_layers = int(num_layers)
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = model_adjacency(self)
+        adjacency = model_adjacency(self)
         values = tf.convert_to_tensor(self.embeddings)
         total = values
         for _ in range(self.num_layers):
-            values = propagate(graph, values)
+            values = propagate(adjacency, values)
             total += values
         return total / (self.num_layers + 1.0)
 

@@ -87,8 +87,8 @@ class GnnSaRecommender(RankingModel):
         self.build_variables()
 
     def node_representations(self, training: bool = False) -> tf.Tensor:
-        graph = model_adjacency(self)
-        return self.gcn(graph, tf.convert_to_tensor(self.embeddings), training=training)
+        adjacency = model_adjacency(self)
+        return self.gcn(adjacency, tf.convert_to_tensor(self.embeddings), training=training)
 
     def encode_users(self, users, history, nodes, training: bool = False) -> tf.Tensor:
         recent = most_recent(history, self.max_len)                      # [B, L]
