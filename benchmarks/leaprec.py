@@ -9,7 +9,8 @@
                                                                    # some runs of a plan
     python -m benchmarks.leaprec --quick                           # smoke run (minutes)
 
-Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2):
+Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2; a later
+invocation with other seeds trains those and keeps the report's earlier seeds in the tables):
 
     models       every model (mf gcn ngcf lightgcn sasrec gru4rec gnn-sa) and leaprec
                  (= leaprec+gnn-sa): test figures, sampled and full, and validation HR@10
@@ -370,16 +371,17 @@ def from_report(runs: list, recorded: dict, periods: str) -> dict:
 
 def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
             recorded: Optional[dict] = None, train_missing: bool = True,
-            only: Optional[set] = None) -> tuple:
+            only: Optional[set] = None, seeds: Optional[set] = None) -> tuple:
     """Runs what has no metrics.json yet (nor a record in the report, `recorded`, whose
     folder is gone), `workers` at a time, unless not `train_missing`; with `only`, the
-    runs of those names alone; ({id: run}, [failed], {ids reused})."""
+    runs of those names alone; with `seeds`, of those seeds alone; ({id: run}, [failed],
+    {ids reused})."""
     done = {r.id: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
     kept = from_report([r for r in runs if r.id not in done], recorded or {}, periods)
     done.update(kept)
     reused = set(done)
     todo = [r for r in runs if r.id not in done and (only is None or r.name in only)
-            ] if train_missing else []
+            and (seeds is None or r.seed in seeds)] if train_missing else []
     for run in todo:  # before any run starts
         check_partial(run)
     failed = []
@@ -1268,33 +1270,45 @@ def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
     return record
 
 
+def tabulated_seeds(experiment: str, seeds: list, previous: Optional[dict]) -> list:
+    """The seeds an experiment's table covers: those given, plus those the report's table
+    (`previous`) already had, so that training seed 2 alone keeps seeds 0 and 1 in the
+    table. Figures plot one seed: the first given."""
+    if experiment == "figures":
+        return seeds[:1]
+    return sorted(set(seeds) | set((previous or {}).get("seeds", ())))
+
+
 def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
                 runs_dir: str, figures_dir: str, prefix: str, command: str,
-                recorded: Optional[dict] = None) -> tuple:
+                section: Optional[dict] = None) -> tuple:
     """Every experiment of one dataset: ({experiment: record}, {run id: run}, failed).
-    `recorded`: the runs the report already holds for the dataset ({id: run})."""
+    `section`: what the report already holds for the dataset. Only the given `seeds` are
+    trained; the tables also take in the seeds the report's tables had."""
+    section = section or {}
     periods = ensure_periods(dataset, runs_dir)
-    figure_seed = seeds[:1]
     planned = {}   # experiment -> [(setting, [Run])]
     unique = {}    # run id -> Run
+    covered = {name: tabulated_seeds(name, seeds, section.get("experiments", {}).get(name))
+               for name in settings}
     for name, rows in settings.items():
         planned[name] = []
         for setting in rows:
-            runs = [make_run(dataset, setting, s, shared, runs_dir)
-                    for s in (figure_seed if name == "figures" else seeds)]
+            runs = [make_run(dataset, setting, s, shared, runs_dir) for s in covered[name]]
             planned[name].append((setting, runs))
             for r in runs:
                 unique.setdefault(r.id, r)
     done, failed, reused = run_all(list(unique.values()), periods["path"], args.workers,
-                                   f"{dataset}", command, recorded, not args.report_only,
-                                   set(args.only) if args.only else None)
+                                   f"{dataset}", command, section.get("runs"),
+                                   not args.report_only,
+                                   set(args.only) if args.only else None, set(seeds))
     failed_ids = {r.id for r in failed}
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     experiments = {}
     for name, rows in planned.items():
         ids = [r.id for _, runs in rows for r in runs]
         record = {"date": date, "command": command, "workers": args.workers,
-                  "seeds": figure_seed if name == "figures" else seeds,
+                  "seeds": covered[name],
                   "options": shared, "source_note": args.source_note,
                   "settings": [{"label": s.label, "method": s.method,
                                 "varied": dict(s.varied), "runs": [r.id for r in runs]}
@@ -1341,8 +1355,9 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help=f"methods of the models experiment (default: {' '.join(MODELS)})")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="N",
-                        help=f"seeds (default: {' '.join(map(str, SEEDS))}); the figures "
-                             "use the first")
+                        help=f"seeds to train (default: {' '.join(map(str, SEEDS))}); the "
+                             "tables also keep the seeds the report already has; the "
+                             "figures use the first")
     parser.add_argument("--workers", type=int, default=2,
                         help="runs at a time, each in its own process (default 2)")
     parser.add_argument("--runs-dir", default=None,
@@ -1438,7 +1453,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         periods, exps, done, failures = run_dataset(
             dataset, args, settings, shared, seeds, runs_dir, args.results_dir, prefix,
-            command, (recorded.get(dataset) or {}).get("runs"))
+            command, recorded.get(dataset))
         failed += [f"{dataset}/{r.id}" for r in failures]
         seconds = time.perf_counter() - started
 

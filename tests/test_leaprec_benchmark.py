@@ -193,3 +193,36 @@ def test_split_summary_names_a_tie_instead_of_picking_one():
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
     raise SystemExit(pytest.main([__file__]))
+
+
+def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
+                                                                       monkeypatch):
+    runs_dir, periods = tmp_path / "runs", str(tmp_path / "periods")
+    monkeypatch.setattr(leaprec, "ensure_periods", lambda dataset, runs_dir_: {
+        "path": periods})
+    trained = []
+
+    def fake_train(run_, periods_, workers, command):
+        trained.append(run_.id)
+        return {"returncode": 1}
+    monkeypatch.setattr(leaprec, "train", fake_train)
+    args = leaprec.argparse.Namespace(workers=1, report_only=False, only=None,
+                                      source_note=None, quick=False)
+    settings = leaprec.plan(["models", "figures"], {"models": ["gcn"]})
+    shared = {"choose_budget": True}
+    earlier = [leaprec.make_run("d", settings["models"][0], s, shared, str(runs_dir))
+               for s in (0, 1)]
+    section = {"experiments": {"models": {"seeds": [0, 1]}, "figures": {"seeds": [0]}},
+               "runs": {r.id: recorded_run(r, periods) for r in earlier}}
+
+    _, experiments, done, failed = leaprec.run_dataset(
+        "d", args, settings, shared, [2], str(runs_dir), str(tmp_path), "leaprec", "cmd",
+        section)
+    assert trained == ["gcn/seed-2", "leaprec/seed-2"]  # models' gcn, then the figures' run
+    assert experiments["models"]["seeds"] == [0, 1, 2]
+    assert set(done) == {"gcn/seed-0", "gcn/seed-1"}   # from the report: folders gone
+    assert experiments["models"]["failed"] == ["gcn/seed-2"]
+    assert experiments["figures"]["seeds"] == [2]      # figures plot the first seed given
+    merged = leaprec.merge_section(section, experiments, done, "d", False, str(tmp_path),
+                                   "leaprec")
+    assert {"gcn/seed-0", "gcn/seed-1"} <= set(merged["runs"])
