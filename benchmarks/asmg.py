@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from tfmeta.evaluation.metrics import relative_change  # noqa: E402
+from tfmeta.progress import Progress  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.reports import read_json, update_report, write_json  # noqa: E402
@@ -233,7 +234,8 @@ def run_all(runs: list, periods: str, workers: int, desc: str) -> tuple:
     failed = []
     print(f"{desc}: {len(runs)} runs ({len(done)} reused), {workers} at a time",
           file=sys.stderr, flush=True)
-    bar = tqdm(total=len(runs), initial=len(done), desc=desc, unit="run", dynamic_ncols=True)
+    bar = Progress(total=len(runs), initial=len(done), desc=desc, unit="run",
+                   dynamic_ncols=True)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         futures = {pool.submit(train, r, periods, workers): r for r in todo}
         for future in concurrent.futures.as_completed(futures):

@@ -19,7 +19,9 @@ def test_metrics_json_has_the_keys_other_tools_read(tmp_path, small_periods, cap
     assert cli.main(["train", "--periods", small_periods, "--method", "iu",
                      "--out", str(out), "--seed", "3", "--learning-rate", "0.01",
                      "--epochs", "3"]) == 0
-    assert "test AUC" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "test AUC" in printed.out
+    assert "iu updates: update 20/20, period 31, auc " in printed.err  # a log, no terminal
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"] == "b" and metrics["method"] == "iu" and metrics["seed"] == 3
     assert metrics["seconds"] > 0 and metrics["dataset"] is None

@@ -190,10 +190,16 @@ def assert_same_run(resumed: dict, whole: dict, keys) -> None:
 
 
 def test_choose_budget_trains_the_test_model_for_the_best_validation_count(
-        periods_a, tmp_path, monkeypatch):
+        periods_a, tmp_path, monkeypatch, capsys):
     options = RankingOptions("mf", epochs=4, choose_budget=True, **SMALL)
     whole = train_ranking(periods_a, str(tmp_path / "whole"), options)
     budget = whole["budget"]
+    # No terminal: a log line per epoch, with its validation figure in the val phase
+    log = capsys.readouterr().err
+    for epoch, point in enumerate(budget["curve"], 1):
+        assert f"mf val: epoch {epoch}/4, loss " in log
+        assert f", val HR@10 {point['HR@10']:.4f} (" in log
+    assert f"mf test: epoch {budget['chosen']}/{budget['chosen']}, loss " in log
     assert budget["unit"] == "epoch" and budget["metric"] == "val/sampled/HR@10"
     curve = budget["curve"]
     assert len(curve) == 4 and all(set(point) == SAMPLED for point in curve)

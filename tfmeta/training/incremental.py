@@ -29,13 +29,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from tfmeta import distribute
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
+from tfmeta.progress import Progress
 from tfmeta.training.rundir import check_same_options, open_run_dir, write_json
 
 PRETRAIN = list(range(1, 11))
@@ -214,8 +214,8 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         complete(PRETRAIN[-1], loss)
     last = VALIDATION[-1] - 1 if validation_only else UPDATES[-1]
     completed = int(done.numpy())
-    bar = tqdm([i for i in UPDATES if completed < i <= last], desc=f"{options.method} periods",
-               disable=None)
+    bar = Progress([i for i in UPDATES if completed < i <= last],
+                   desc=f"{options.method} updates", unit="update")
     for i in bar:
         known_through(i)
         tick = time.perf_counter()
@@ -231,7 +231,8 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
             from tfmeta.export.ctr import CtrServer
             export_server(lambda assets: CtrServer(serving_model, assets), export_to, keep)
         scores = evaluate(predict, source.periods([i + 1], shuffle=False))
-        bar.set_postfix(auc=f"{scores['auc']:.4f}", logloss=f"{scores['logloss']:.4f}")
+        bar.set_postfix(period=i + 1, auc=f"{scores['auc']:.4f}",
+                        logloss=f"{scores['logloss']:.4f}")
         complete(i, loss, scores, timing)
 
     rows = state["per_period"]

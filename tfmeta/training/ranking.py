@@ -32,6 +32,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfmeta import distribute, optimizers
+from tfmeta.progress import Progress
 from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
@@ -224,12 +225,14 @@ class Phase:
                 "run can still be exported.")
         self.checkpoint.restore(latest).assert_existing_objects_matched()
 
-    def train(self, losses: list) -> None:
-        """Runs the remaining epochs / iterations; appends each one's losses."""
+    def train(self, losses: list, curve: Optional[list] = None) -> None:
+        """Runs the remaining epochs / iterations; appends each one's losses and, with a
+        `curve`, its validation figures (`score_curve`)."""
         part = self.part
-        bar = tqdm(range(int(self.done.numpy()), self.units),
-                   desc=f"{self.options.method} {self.name}",
-                   unit="iteration" if self.meta else "epoch", disable=None)
+        done = int(self.done.numpy())
+        bar = Progress(range(done, self.units), desc=f"{self.options.method} {self.name}",
+                       unit="iteration" if self.meta else "epoch", initial=done,
+                       total=self.units)
         if not self.meta:  # plain models train on the whole graph throughout
             self.scorer.set_graph(part.users, part.items)
         for unit in bar:
@@ -245,8 +248,12 @@ class Phase:
                 if self.meta:
                     for label, value in zip(part.step_labels, loss):
                         tf.summary.scalar(f"train/loss_time_step/{label}", value)
-            bar.set_postfix(loss=f"{mean:.4f}")
             self.done.assign(unit + 1)
+            figures = {"loss": f"{mean:.4f}"}
+            if curve is not None:
+                self.score_curve(curve)
+                figures[f"val {BUDGET_METRIC}"] = f"{curve[-1][BUDGET_METRIC]:.4f}"
+            bar.set_postfix(figures)
             # The caller records the unit's progress before the checkpoint holds it: a
             # run killed in between redoes the unit, and never lacks a unit's record.
             yield unit
@@ -386,9 +393,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         del record["losses"][int(phase.done.numpy()):]  # losses of units the checkpoint holds
         if curve is not None:
             del curve[int(phase.done.numpy()):]
-        for _ in phase.train(record["losses"]):
-            if curve is not None:
-                phase.score_curve(curve)
+        for _ in phase.train(record["losses"], curve):
             state["seconds"] = time.time() - started
             write_json(progress_path, state)
         if curve is not None:
