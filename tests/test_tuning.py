@@ -52,9 +52,9 @@ def test_the_final_run_reuses_the_best_trials_validation_phase(periods_a, tmp_pa
     trained = []
     original = ranking.Phase.train
 
-    def recorded(self, losses):
+    def recorded(self, losses, curve=None):
         trained.append(self.name)
-        return original(self, losses)
+        return original(self, losses, curve)
     monkeypatch.setattr(ranking.Phase, "train", recorded)
     result = tune(periods_a, "mf", str(tmp_path), max_trials=2, space=SPACE,
                   fixed={**FIXED, "choose_budget": True, "epochs": 2})
