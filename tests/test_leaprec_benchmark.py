@@ -191,10 +191,6 @@ def test_split_summary_names_a_tie_instead_of_picking_one():
     assert "does not beat" not in text and "beats" not in text
 
 
-if __name__ == "__main__":  # Bazel's py_test runs the file as a script
-    raise SystemExit(pytest.main([__file__]))
-
-
 def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
                                                                        monkeypatch):
     runs_dir, periods = tmp_path / "runs", str(tmp_path / "periods")
@@ -226,3 +222,7 @@ def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
     merged = leaprec.merge_section(section, experiments, done, "d", False, str(tmp_path),
                                    "leaprec")
     assert {"gcn/seed-0", "gcn/seed-1"} <= set(merged["runs"])
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))

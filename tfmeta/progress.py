@@ -22,6 +22,7 @@ class Progress(tqdm):
         super().__init__(iterable, desc=desc, unit=unit, initial=initial, disable=disable,
                          **kwargs)
         self.logs = bool(self.disable) and disable is None
+        # A disabled tqdm keeps neither its desc and unit nor a count: the lines keep theirs.
         self.line_desc, self.line_unit, self.lines_done = desc, unit, initial
         self.line_clock = time.monotonic()
 
