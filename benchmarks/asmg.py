@@ -54,7 +54,8 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 from tfmeta.progress import Progress  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
-from benchmarks.reports import read_json, update_report, write_json  # noqa: E402
+from benchmarks.reports import (code_lines, read_json, run_code, update_report,  # noqa: E402
+                                write_json)
 
 DATASETS = ("movielens-100k", "yelp-a")
 SEEDS = (0, 1, 2)
@@ -591,20 +592,11 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         out.append("")
     else:
         out.append("- Base-model budget fixed by the command (not searched).")
-    digests = sorted({r["process"].get("source") for r in section["runs"]} - {None})
     for earlier in section.get("earlier", []):
         out.append(f"- Reused runs were made by `{earlier['command']}` ({earlier['date']}).")
-    if len(digests) > 1:
-        out.append(f"- **Warning**: the runs imported {len(digests)} different versions "
-                   "of tfmeta/ (the library was being edited while the benchmark ran):")
-        for digest in digests:
-            names = [f"{r['method']} s{r['seed']}" for r in section["runs"]
-                     if r["process"].get("source") == digest]
-            out.append(f"  - `{digest}`: {len(names)} runs ({', '.join(names)})")
-        if section.get("source_note"):
-            out.append(f"  - {section['source_note']}")
-    elif digests:
-        out.append(f"- All runs imported the same tfmeta/ sources (digest {digests[0]}).")
+    notes = [section["source_note"]] if section.get("source_note") else []
+    out += code_lines({f"{r['method']} s{r['seed']}": r for r in section["runs"]},
+                      "tfmeta/ sources", notes)
     out += ["", f"### Table 1: test periods {TEST[0]}-{TEST[-1]}, mean ± std over "
             f"{n_seeds} seed(s)", "",
             "| method | test AUC | test LogLoss | AUC vs IU | LogLoss vs IU | val AUC "
@@ -779,7 +771,7 @@ def _run_row(r: dict) -> str:
     if pr.get("process_seconds"):
         cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
                   f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
-                  f"{pr['loadavg_after'][0]:.2f}", pr.get("source") or "n/a"]
+                  f"{pr['loadavg_after'][0]:.2f}", run_code(r) or "n/a"]
     else:
         cells += ["n/a"] * 5
     return "| " + " | ".join(cells) + " |"

@@ -73,7 +73,8 @@ from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _stats,  # noqa: E402
                              build_once, gpus_seen, machine_of)
-from benchmarks.reports import read_json, update_report, write_json  # noqa: E402
+from benchmarks.reports import (code_lines, read_json, run_code, update_report,  # noqa: E402
+                                write_json)
 
 DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
 SEEDS = (0, 1, 2)
@@ -1103,7 +1104,7 @@ def _run_row(r: dict) -> str:
     if pr.get("process_seconds"):
         cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
                   f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
-                  f"{pr['loadavg_after'][0]:.2f}", pr.get("source") or "n/a"]
+                  f"{pr['loadavg_after'][0]:.2f}", run_code(r) or "n/a"]
     else:
         cells += ["n/a"] * 5
     return "| " + " | ".join(cells) + " |"
@@ -1141,17 +1142,8 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     elif counted:
         (n, _), = counted
         out.append(f"- Every run scored the same {n} test instances (`metrics.json`).")
-    digests = sorted({r["process"].get("source") for r in runs.values()} - {None})
-    if len(digests) > 1:
-        out.append(f"- **Warning**: the runs imported {len(digests)} different versions of "
-                   "the protocol A sources of tfmeta/ (edited while the benchmark ran):")
-        for digest in digests:
-            names = [k for k, r in runs.items() if r["process"].get("source") == digest]
-            out.append(f"  - `{digest}`: {len(names)} runs ({', '.join(names)})")
-        notes = {e.get("source_note") for e in section["experiments"].values()} - {None}
-        out += [f"  - {n}" for n in sorted(notes)]
-    elif digests:
-        out.append(f"- All runs imported the same protocol A sources (digest {digests[0]}).")
+    notes = {e.get("source_note") for e in section["experiments"].values()} - {None}
+    out += code_lines(runs, "protocol A sources of tfmeta/", sorted(notes))
     makers = {}  # the benchmark invocations that made the runs (reused ones earlier)
     for r in runs.values():
         command = r["process"].get("benchmark_command")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from typing import Callable
+from typing import Callable, Iterable, Optional
 
 
 def read_json(path: str):
@@ -46,3 +46,35 @@ def update_report(json_path: str, md_path: str, benchmark: str,
         write_json(json_path, report)
         write_text(md_path, render(report) + "\n")
     return report
+
+
+def run_code(run: dict, recorded: bool = True) -> Optional[str]:
+    """The library code behind a run record ({"metrics", "process"}): the digests its
+    metrics.json `code` lists ("a then b" when a resumed run crossed a code change), or,
+    for runs from before tfmeta recorded its code (or with recorded=False), the digest
+    the benchmark took of its list of sources when it started the run."""
+    code = run["metrics"].get("code") if recorded else None
+    if code:
+        return " then ".join(c["digest"] for c in code)
+    return run["process"].get("source")
+
+
+def code_lines(runs: dict, sources: str, notes: Iterable[str] = ()) -> list:
+    """A report's lines on the code its runs ({name: run record}) ran: one line when
+    all ran the same, else a warning naming each version's runs, then `notes` (what the
+    benchmark's user checked about the difference). Runs compare by the code they
+    recorded when all of them did, else by the benchmark's digest of `sources`."""
+    recorded = all(r["metrics"].get("code") for r in runs.values())
+    what = "tfmeta modules they imported (metrics.json `code`)" if recorded else sources
+    versions = {}
+    for name, r in runs.items():
+        code = run_code(r, recorded)
+        if code:
+            versions.setdefault(code, []).append(name)
+    if len(versions) <= 1:
+        return [f"- All runs ran the same {what} (digest {code})." for code in versions]
+    return [f"- **Warning**: the runs ran {len(versions)} different versions of the {what} "
+            "(the library was edited while the benchmark ran):",
+            *(f"  - `{code}`: {len(names)} runs ({', '.join(names)})"
+              for code, names in sorted(versions.items())),
+            *(f"  - {note}" for note in notes)]

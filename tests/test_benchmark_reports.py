@@ -1,11 +1,12 @@
-"""benchmarks.reports: invocations updating one report at once lose nothing."""
+"""benchmarks.reports: invocations updating one report at once lose nothing; reports say
+which code their runs ran."""
 import json
 import multiprocessing
 import time
 
 import pytest
 
-from benchmarks.reports import update_report
+from benchmarks.reports import code_lines, run_code, update_report
 
 
 def _render(report):
@@ -47,6 +48,33 @@ def test_concurrent_invocations_of_different_datasets_lose_no_update(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert {d: s["updates"] for d, s in report["datasets"].items()} == {
         "yelp-a": list(range(8)), "movielens-100k": list(range(8))}
+
+
+def _run(source, *code):
+    """A run record: the benchmark's digest of its source list, and the run's own code."""
+    return {"process": {"source": source},
+            "metrics": {"code": [{"digest": d} for d in code]} if code else {}}
+
+
+def test_runs_compare_by_the_code_they_recorded():
+    runs = {"mf": _run("list1", "aaa"), "gcn": _run("list2", "aaa")}
+    # Only a file outside the benchmark's list changed: the recorded code tells.
+    assert code_lines(runs, "listed sources") == [
+        "- All runs ran the same tfmeta modules they imported (metrics.json `code`) "
+        "(digest aaa)."]
+    runs["gcn"] = _run("list1", "aaa", "bbb")  # resumed after an edit
+    assert run_code(runs["gcn"]) == "aaa then bbb"
+    lines = code_lines(runs, "listed sources", ["checked: a docstring"])
+    assert lines[0].startswith("- **Warning**: the runs ran 2 different versions")
+    assert lines[1:] == ["  - `aaa`: 1 runs (mf)", "  - `aaa then bbb`: 1 runs (gcn)",
+                         "  - checked: a docstring"]
+
+
+def test_runs_from_before_code_was_recorded_compare_by_the_benchmarks_digest():
+    runs = {"mf": _run("list1"), "gcn": _run("list1", "aaa")}
+    assert code_lines(runs, "listed sources") == [
+        "- All runs ran the same listed sources (digest list1)."]
+    assert run_code(runs["mf"]) == "list1" and run_code(runs["gcn"]) == "aaa"
 
 
 if __name__ == "__main__":

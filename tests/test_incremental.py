@@ -9,7 +9,7 @@ import pytest
 from conftest import strategy_for, values
 from pipelines.options import BuildOptions
 from pipelines.reference import build_reference
-from tfmeta import cli
+from tfmeta import __version__, cli
 from tfmeta.meta import asmg, incremental
 from tfmeta.training.incremental import IncrementalOptions, train_incremental
 
@@ -26,6 +26,7 @@ def test_metrics_json_has_the_keys_other_tools_read(tmp_path, small_periods, cap
     assert metrics["protocol"] == "b" and metrics["method"] == "iu" and metrics["seed"] == 3
     assert metrics["seconds"] > 0 and metrics["dataset"] is None
     assert [r["period"] for r in metrics["per_period"]] == list(range(12, 32))
+    assert [c["tfmeta"] for c in metrics["code"]] == [__version__]
     for split in ("val", "test"):
         assert set(metrics[split]) == {"auc", "logloss"}
     test_rows = [r for r in metrics["per_period"] if r["period"] >= 25]
@@ -64,6 +65,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_periods, monkeypatch
     assert [r["logloss"] for r in resumed["per_period"]] == pytest.approx(
         [r["logloss"] for r in whole["per_period"]], rel=1e-8)
     assert resumed["test"] == pytest.approx(whole["test"], rel=1e-8)
+    assert resumed["code"] == whole["code"]  # one version: the code did not change
 
 
 def test_batch_update_trains_on_its_window(small_periods):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tfmeta.training import ranking
+from tfmeta.training import ranking, rundir
 from tfmeta.training.ranking import RankingOptions, train_ranking
 
 SAMPLED = {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
@@ -36,6 +36,8 @@ def test_metrics_json_has_the_keys_other_tools_read(periods_a, tmp_path):
         # Better than chance (HR@10 of a random ranking of 100 candidates is 0.1).
         assert figures["sampled"]["HR@10"] > 0.2
         assert figures["full"]["HR@10"] <= figures["sampled"]["HR@10"]
+    (code,) = metrics["code"]  # the library code that trained the run
+    assert code["digest"] == rundir.code_version()["digest"] and code["modules"] > 10
     assert len(metrics["training"]["val"]["losses"]) == 3
     assert metrics["training"]["val"]["losses"][-1] < metrics["training"]["val"]["losses"][0]
 
@@ -118,8 +120,11 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="started with other options "
                                          r"\(meta_learning_rate 0.001 -> 0.1\)"):
         train_ranking(periods_a, str(tmp_path / "resumed"), other, resume=True)
+    edited = dict(rundir.code_version(), digest="0123456789ab")  # the code changed
+    monkeypatch.setattr(rundir, "code_version", lambda: edited)
     resumed = train_ranking(periods_a, str(tmp_path / "resumed"), options, resume=True)
     assert_same_run(resumed, whole, ("val", "test", "training"))
+    assert resumed["code"] == whole["code"] + [edited]
 
 
 @pytest.mark.parametrize("method,unit", [("gcn", "_epoch"), ("leaprec+gcn", "_iteration")])

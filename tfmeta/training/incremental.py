@@ -36,7 +36,8 @@ from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import check_same_options, open_run_dir, write_json
+from tfmeta.training.rundir import (check_same_options, open_run_dir, record_code,
+                                    write_json)
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -187,6 +188,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         with open(progress_path) as f:
             state = json.load(f)
         check_same_options(state, options, out)
+    record_code(state)
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
     started = time.time() - state["seconds"]
 
@@ -246,7 +248,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                         "meta_seconds": r["meta_seconds"],
                         "trace_seconds": r.get("trace_seconds", 0.0)} for r in rows],
         "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
-        "distribution": distribute.describe(distribution),
+        "code": state["code"], "distribution": distribute.describe(distribution),
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics

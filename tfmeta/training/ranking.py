@@ -38,7 +38,8 @@ from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
 from tfmeta.models.dropout import lacks_draw_counters
-from tfmeta.training.rundir import check_same_options, open_run_dir, write_json
+from tfmeta.training.rundir import (check_same_options, open_run_dir, record_code,
+                                    write_json)
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -375,6 +376,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         with open(progress_path) as f:
             state = json.load(f)
         check_same_options(state, options, out)
+    record_code(state)
     started = time.time() - state["seconds"]
     everything = inter.read_interactions(data, ("train", "val", "test"))
     timelines = inter.UserTimelines(everything["user"], everything["item"], everything["ts"])
@@ -411,7 +413,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
                "training": {n: {"losses": state["phases"][n]["losses"],
                                 "time_steps": state["phases"][n]["time_steps"]}
                             for n, _ in phases},
-               "options": dataclasses.asdict(options),
+               "options": dataclasses.asdict(options), "code": state["code"],
                **({"budget": budget_record(state, options)} if options.choose_budget else {}),
                "periods": os.path.abspath(periods_dir),
                "distribution": distribute.describe(distribution)}

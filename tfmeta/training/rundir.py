@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import sys
+
+from tfmeta import __version__
 
 PROGRESS = "progress.json"
 
@@ -38,3 +42,28 @@ def check_same_options(state: dict, options, out: str) -> None:
                         if started.get(k) != given.get(k))
     raise ValueError(f"{out} was started with other options ({changed}): resume it with "
                      "the options it was started with, or choose another --out")
+
+
+def code_version() -> dict:
+    """The tfmeta code this process runs: a digest of the files of every tfmeta module it
+    has imported. Two runs with the same digest ran the same library code, whatever was
+    edited elsewhere in the tree (a list of files to hash would miss what it forgot)."""
+    digest, modules = hashlib.sha256(), 0
+    for name in sorted(n for n in sys.modules if n == "tfmeta" or n.startswith("tfmeta.")):
+        path = getattr(sys.modules[name], "__file__", None)
+        if not path:
+            continue  # a namespace package has no file
+        with open(path, "rb") as f:
+            digest.update(name.encode() + hashlib.sha256(f.read()).digest())
+        modules += 1
+    return {"tfmeta": __version__, "digest": digest.hexdigest()[:12], "modules": modules}
+
+
+def record_code(state: dict) -> None:
+    """Lists the code now running in state["code"], once per version: a run resumed
+    under other code lists every version that trained it, in order. A run killed before
+    runs recorded their code starts the list with an "unrecorded" version."""
+    code = state.setdefault("code", [{"digest": "unrecorded"}] if state["seconds"] else [])
+    now = code_version()
+    if not code or code[-1]["digest"] != now["digest"]:
+        code.append(now)

@@ -1,0 +1,55 @@
+"""A run directory's record of the code that trained it (metrics.json `code`)."""
+import sys
+import types
+
+import pytest
+
+from tfmeta.training import rundir
+
+
+@pytest.fixture
+def probe_module(tmp_path, monkeypatch):
+    """A tfmeta module this process has imported, whose file the test can edit."""
+    path = tmp_path / "probe.py"
+    path.write_text("ANSWER = 1\n")
+    module = types.ModuleType("tfmeta._probe")
+    module.__file__ = str(path)
+    monkeypatch.setitem(sys.modules, "tfmeta._probe", module)
+    return path
+
+
+def test_the_code_digest_follows_the_imported_modules_files(probe_module, monkeypatch):
+    first = rundir.code_version()
+    assert first == rundir.code_version()
+    assert first["modules"] >= 2 and len(first["digest"]) == 12
+    probe_module.write_text("ANSWER = 2\n")
+    edited = rundir.code_version()
+    assert edited["digest"] != first["digest"]
+    # A module outside tfmeta does not count: the digest is of the library's code.
+    other = types.ModuleType("not_tfmeta")
+    other.__file__ = str(probe_module)
+    monkeypatch.setitem(sys.modules, "not_tfmeta", other)
+    assert rundir.code_version() == edited
+    monkeypatch.delitem(sys.modules, "tfmeta._probe")
+    assert rundir.code_version()["modules"] == first["modules"] - 1
+
+
+def test_a_resumed_run_lists_each_version_that_trained_it(probe_module):
+    state = {"seconds": 0.0}
+    rundir.record_code(state)
+    rundir.record_code(state)  # resumed under the same code: nothing new
+    assert [c["digest"] for c in state["code"]] == [rundir.code_version()["digest"]]
+    probe_module.write_text("ANSWER = 2\n")
+    rundir.record_code(state)
+    assert len(state["code"]) == 2
+    assert state["code"][-1] == rundir.code_version()
+
+
+def test_a_run_killed_before_code_was_recorded_says_so_when_resumed():
+    state = {"seconds": 120.0, "phases": {}}  # progress.json of such a run
+    rundir.record_code(state)
+    assert state["code"] == [{"digest": "unrecorded"}, rundir.code_version()]
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))
