@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "tensorflow-gnn==1.0.3",
     "keras-tuner[bayesian]==1.4.8",  # the extra brings scipy (BayesianOptimization)
     "tensorboard==2.21.*",
+    # PredictionLog protos: the TF Serving warmup requests every export ships.
+    "tensorflow-serving-api==2.21.*",
     # The tfrecord extra brings the crc32 implementation WriteToTFRecord needs.
     "apache-beam[tfrecord]==2.77.*",
     # A C crc32c: Beam's TFRecord writer falls back to a slower pure implementation.

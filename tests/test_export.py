@@ -20,6 +20,7 @@ from tfmeta.export.ctr import CtrServer
 from tfmeta.export.ranking import RankingServer
 from tfmeta.export.rest import predict
 from tfmeta.export.run import save_server
+from tfmeta.export.warmup import WARMUP_FILE, read_warmup, replay_warmup
 from tfmeta.meta.leaprec import Scorer
 from tfmeta.models import make_model
 from tfmeta.models.embedding_mlp import EmbeddingMLP
@@ -268,6 +269,29 @@ def test_ctr_export_scores_like_the_model(tmp_path):
     got = loaded.signatures["predict_examples"](examples=tf.constant(examples))
     np.testing.assert_allclose(got["probability"].numpy(), want, atol=1e-6)
     assert (tmp_path / "model" / "assets" / "users.txt").read_text().split() == USERS[:4]
+
+
+@pytest.mark.parametrize("kind", ["ranking", "ctr"])
+def test_every_export_ships_warmup_requests_its_signatures_answer(kind, tmp_path):
+    path = str(tmp_path / "model")
+    if kind == "ranking":
+        server = RankingServer(ranking_models("leaprec").models, USERS, ITEMS,
+                               str(tmp_path / "a"), top_k=3)
+    else:
+        server = CtrServer(ctr_model(), str(tmp_path / "a"))
+    loaded = exported(server, path)
+    assert os.path.exists(os.path.join(path, WARMUP_FILE))
+    requests = dict(read_warmup(path))  # what TF Serving reads at load time
+    assert set(requests) == set(loaded.signatures)
+    default = requests["serving_default"]
+    assert default["user_id"][0].decode() in USERS and default["user_id"][1] == b""
+    outputs = dict(zip(requests, replay_warmup(loaded, path)))
+    for out in outputs.values():
+        assert all(v.shape[0] == 2 and np.isfinite(v).all()
+                   for v in out.values() if v.dtype != object)
+    # predict_examples got the serving_default rows as tf.Examples: the same scores.
+    (name, want), = outputs["serving_default"].items()
+    np.testing.assert_allclose(outputs["predict_examples"][name], want, rtol=1e-6)
 
 
 def test_versions_are_atomic_numbered_and_pruned(tmp_path):

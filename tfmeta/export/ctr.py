@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfmeta.export import examples
 from tfmeta.export.untracked import Untracked
 from tfmeta.export.vocabulary import VocabularyTable, write_vocabulary
+from tfmeta.export.warmup import sample_ids
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 
 _STRINGS = tf.TensorSpec([None], tf.string)
@@ -42,6 +43,8 @@ class CtrServer(tf.Module):
         self.item_table = VocabularyTable(
             write_vocabulary(assets_dir, "items", model.items[:known_items]))
         self._held = Untracked(model)
+        self._warmup_ids = Untracked(sample_ids(model.users[:known_users], 1)[0],
+                                     sample_ids(model.items[:known_items], 4))
         self.model_variables = list(model.trainable_variables)
         if model.item_category_rows is not None:
             self.item_category_rows = model.item_category_rows
@@ -66,6 +69,17 @@ class CtrServer(tf.Module):
     def predict_examples(self, examples_):
         parsed = examples.parse(examples_, ("user_id", "item_id"), ("history",))
         return self.probability(parsed["user_id"], parsed["item_id"], parsed["history"])
+
+    def warmup_inputs(self) -> dict:
+        """A request per signature (tfmeta.export.warmup): a known user and item beside
+        unknown ones with a padded history."""
+        user, items = self._warmup_ids.objects
+        rows = {"user_id": [user, ""], "item_id": [items[0], ""],
+                "history": [items[1:3], ["", ""]]}
+        return {"serving_default": rows,
+                "score_items": {"user_id": rows["user_id"], "history": rows["history"],
+                                "item_ids": [items[:2], [items[3], ""]]},
+                "predict_examples": {"examples": examples.serialize(rows)}}
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve.get_concrete_function(),

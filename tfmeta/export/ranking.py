@@ -32,6 +32,7 @@ import tensorflow as tf
 from tfmeta.export import examples
 from tfmeta.export.untracked import Untracked
 from tfmeta.export.vocabulary import VocabularyTable, write_vocabulary
+from tfmeta.export.warmup import sample_ids
 
 DEFAULT_TOP_K = 100
 _STRINGS = tf.TensorSpec([None], tf.string)
@@ -51,6 +52,7 @@ class RankingServer(tf.Module):
         self.item_ids = tf.constant([str(i) for i in items])
         self.k = min(int(top_k), len(items))
         self._models = Untracked(*models)
+        self._warmup_ids = Untracked(sample_ids(users, 1)[0], sample_ids(items, 4))
         nodes = [m.node_representations(training=False) for m in models]
         # Each part's node table is the only copy of its item representations: scoring
         # gathers from it, top_k multiplies by its item rows (contiguous, item row 1 on).
@@ -106,6 +108,16 @@ class RankingServer(tf.Module):
     def predict_examples(self, examples_):
         parsed = examples.parse(examples_, ("user_id",), ("history", "item_ids"))
         return self.scores(parsed["user_id"], parsed["history"], parsed["item_ids"])
+
+    def warmup_inputs(self) -> dict:
+        """A request per signature (tfmeta.export.warmup): a known user with a history
+        and candidates beside an unknown one with padding."""
+        user, items = self._warmup_ids.objects
+        rows = {"user_id": [user, ""], "history": [items[:2], ["", ""]],
+                "item_ids": [items[2:], [items[0], ""]]}
+        return {"serving_default": rows,
+                "top_k": {"user_id": rows["user_id"], "history": rows["history"]},
+                "predict_examples": {"examples": examples.serialize(rows)}}
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve.get_concrete_function(),

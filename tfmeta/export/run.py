@@ -18,12 +18,15 @@ from typing import Optional
 import tensorflow as tf
 
 from tfmeta.export import versions
+from tfmeta.export.warmup import write_warmup
 
 SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
 def save_server(server: tf.Module, path: str) -> None:
+    """The SavedModel and its TF Serving warmup requests (tfmeta.export.warmup)."""
     tf.saved_model.save(server, path, signatures=server.signatures(), options=SAVE_OPTIONS)
+    write_warmup(path, server.warmup_inputs())
 
 
 def _protocol(run_dir: str) -> str:
