@@ -40,6 +40,11 @@ covers one signature call plus reading its outputs (`.numpy()`). WARMUP calls fi
   over a copy, each timed like a request; the bound is the faster p50 of the two. The
   goal: top_k p50 <= 3x that bound, judged at the large catalogue only (MovieLens-sized
   tables are under 1 MiB: their pass is mostly call overhead, the ratio is shown anyway).
+- fresh start: what a server's first requests cost. A fresh Python process loads the
+  export and times its first and second 1 x 100 request, either at once (cold) or after
+  replaying the export's TF Serving warmup requests (tfmeta.export.warmup, as TF Serving
+  does before a version takes traffic); --fresh-starts (2) processes of each, alternating,
+  medians.
 - concurrency: --threads (8) Python threads each calling `serving_default` 1 x 100
   --thread-requests (2,000) times on the same loaded model at once; errors (exceptions)
   and wrong answers (scores that differ from the same request's served alone) are counted
@@ -95,9 +100,9 @@ GOAL_TOP_K_RATIO = 3.0      # top_k p50 / one memory pass over the item table
 GOAL_THREADS, GOAL_THREAD_REQUESTS = 8, 2000   # with no error
 
 DEFAULTS = {"users": 10_000, "items": 100_000, "requests": 2000, "threads": 8,
-            "thread_requests": 2000, "warmup": 50}
+            "thread_requests": 2000, "warmup": 50, "fresh_starts": 2}
 QUICK = {"users": 2000, "items": 20_000, "requests": 200, "threads": 8,
-         "thread_requests": 100, "warmup": 10}
+         "thread_requests": 100, "warmup": 10, "fresh_starts": 1}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
@@ -186,6 +191,43 @@ def fetch(outputs: dict) -> dict:
 
 
 # ------------------------------------------------------------------ timing
+
+# A server's start in a fresh process: load the export, replay its TF Serving warmup
+# requests or not (argv[4] "1" / "0"), then time the first and second live request.
+FRESH_START = r"""
+import json, sys, time
+import tfmeta  # noqa: F401  (Keras 2; tfmeta.export.warmup reads the requests)
+import tensorflow as tf
+from tfmeta.export.warmup import replay_warmup
+path, signature, request, warm = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+clock = time.perf_counter
+t = clock(); loaded = tf.saved_model.load(path); load = clock() - t
+t = clock(); replayed = len(replay_warmup(loaded, path)) if warm == "1" else 0
+warmup = clock() - t
+serve, inputs = loaded.signatures[signature], {k: tf.constant(v) for k, v in request.items()}
+times = []
+for _ in range(2):
+    t = clock(); [v.numpy() for v in serve(**inputs).values()]; times.append(clock() - t)
+print(json.dumps({"load_ms": load * 1e3, "warmup_ms": warmup * 1e3, "replayed": replayed,
+                  "first_ms": times[0] * 1e3, "second_ms": times[1] * 1e3}))
+"""
+
+
+def fresh_starts(path: str, signature: str, request: dict, repeats: int) -> dict:
+    """FRESH_START without and with the warmup replay, alternating, `repeats` times each;
+    the medians and every measurement."""
+    import json
+    import subprocess
+    body = json.dumps({k: v.numpy().astype(str).tolist() for k, v in request.items()})
+    runs = {"cold": [], "warm": []}
+    for _ in range(repeats):
+        for mode, flag in (("cold", "0"), ("warm", "1")):
+            done = subprocess.run([sys.executable, "-c", FRESH_START, path, signature, body,
+                                   flag], check=True, capture_output=True, text=True,
+                                  cwd=ROOT, timeout=600)
+            runs[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {mode: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} | {"runs": rs}
+            for mode, rs in runs.items()}
 
 def summarize(seconds: np.ndarray, wall: float, cpu: float) -> dict:
     ms = np.asarray(seconds) * 1e3
@@ -340,6 +382,9 @@ def measure(kind: str, catalogue: tuple, settings: dict, seed: int) -> dict:
             result["top_k_over_memory_pass"] = (result["top_k"]["p50_ms"]
                                                 / result["memory_pass"]["bound_ms"])
             result["query_dims"] = int(table.shape[1])
+        result["fresh_start"] = fresh_starts(
+            path, "score_items" if ctr else "serving_default", singles[1],
+            settings["fresh_starts"])
         expected = [fetch(serve(**r)) for r in singles]
         result["concurrency"] = concurrency(
             serve, singles, expected, settings["threads"], settings["thread_requests"],
@@ -411,6 +456,13 @@ def model_table(rows: list) -> list:
     line("export MiB (save s, load s)", lambda r: f"{r['export_bytes'] / MIB:,.1f} "
          f"({r['save_seconds']:.1f}, {r['load_seconds']:.1f})")
     line("first request ms (after load)", lambda r: _ms(r["first_request_ms"]))
+    line("fresh process, first / second request ms: cold",
+         lambda r: f"{_ms(r['fresh_start']['cold']['first_ms'])} / "
+         f"{_ms(r['fresh_start']['cold']['second_ms'])}")
+    line("... after replaying the warmup requests (replay ms)",
+         lambda r: f"{_ms(r['fresh_start']['warm']['first_ms'])} / "
+         f"{_ms(r['fresh_start']['warm']['second_ms'])} "
+         f"({_ms(r['fresh_start']['warm']['warmup_ms'])})")
     line("**1 x 100** p50 / p99 ms", lambda r: f"**{_ms(r['one_by_100']['p50_ms'])}** / "
          f"**{_ms(r['one_by_100']['p99_ms'])}**")
     line("1 x 100 mean ms, requests/s", lambda r: f"{_ms(r['one_by_100']['mean_ms'])}, "
@@ -572,6 +624,10 @@ def main(argv=None) -> int:
                         help="1 x 100 calls per thread (default "
                              f"{DEFAULTS['thread_requests']:,}; --quick "
                              f"{QUICK['thread_requests']})")
+    parser.add_argument("--fresh-starts", type=int, default=None,
+                        help="fresh processes per model and catalogue timing a server's "
+                             "first requests, cold and after the warmup replay (default "
+                             f"{DEFAULTS['fresh_starts']} each; --quick {QUICK['fresh_starts']})")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         metavar="MODEL", help=f"models to measure (default: {' '.join(MODELS)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights' graphs and "
@@ -583,9 +639,9 @@ def main(argv=None) -> int:
     settings = {k: getattr(args, k) if getattr(args, k, None) is not None else v
                 for k, v in base.items()}
     if min(settings["items"], settings["users"], settings["requests"], settings["threads"],
-           settings["thread_requests"]) < 1:
-        parser.error("--items, --users, --requests, --threads and --thread-requests must "
-                     "be >= 1")
+           settings["thread_requests"], settings["fresh_starts"]) < 1:
+        parser.error("--items, --users, --requests, --threads, --thread-requests and "
+                     "--fresh-starts must be >= 1")
     if settings["items"] < TOP_K or settings["items"] < CANDIDATES:
         parser.error(f"--items must be at least {max(TOP_K, CANDIDATES)}")
     argv = sys.argv[1:] if argv is None else list(argv)
