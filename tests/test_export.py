@@ -19,7 +19,7 @@ from tfmeta.export import export_run, export_server, publish, versions
 from tfmeta.export.ctr import CtrServer
 from tfmeta.export.ranking import RankingServer
 from tfmeta.export.rest import predict
-from tfmeta.export.run import save_server
+from tfmeta.export.run import ABOUT_FILE, save_server
 from tfmeta.export.warmup import WARMUP_FILE, read_warmup, replay_warmup
 from tfmeta.meta.leaprec import Scorer
 from tfmeta.models import make_model
@@ -340,6 +340,11 @@ def test_export_a_trained_ranking_run_from_the_command_line(periods_a, tmp_path,
     root = str(tmp_path / "saved_models" / "leap")
     assert cli.main(["export", "--run", run, "--out", root, "--top-k", "7"]) == 0
     assert "models.config" in capsys.readouterr().out
+    about = json.loads(open(os.path.join(root, "1", ABOUT_FILE)).read())
+    trained = json.loads(open(os.path.join(run, "metrics.json")).read())
+    assert about["run_dir"] == os.path.abspath(run) and about["protocol"] == "a"
+    for key in ("method", "seed", "options", "code", "test"):
+        assert about[key] == trained[key]
     loaded = tf.saved_model.load(os.path.join(root, "1"))
     data = PeriodDataset(periods_a)
     users, items = data.vocabulary("users"), data.vocabulary("items")
@@ -368,6 +373,9 @@ def test_the_incremental_driver_exports_each_served_model(small_periods, tmp_pat
                       IncrementalOptions(method="asmg-linear", batch_size=64),
                       export_to=root, keep=3)
     assert versions(root) == [18, 19, 20]  # one per update period 11..30, 3 kept
+    about = json.loads(open(os.path.join(root, "20", ABOUT_FILE)).read())
+    assert about["period"] == 30 and about["method"] == "asmg-linear"
+    assert about["code"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["code"]
     loaded = tf.saved_model.load(os.path.join(root, "20"))
     served = load_served(str(tmp_path / "run"))
     assert int(served.known_users) > 0
@@ -383,6 +391,8 @@ def test_the_incremental_driver_exports_each_served_model(small_periods, tmp_pat
                            served.dense_variables[0].numpy())
     with pytest.raises(ValueError, match="no served model after period 5"):
         load_served(str(tmp_path / "run"), period=5)
+    version = export_run(str(tmp_path / "run"), str(tmp_path / "again"), period=11)
+    assert json.loads(open(os.path.join(version, ABOUT_FILE)).read())["period"] == 11
 
 
 if __name__ == "__main__":

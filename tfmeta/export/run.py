@@ -5,10 +5,13 @@
 Protocol A runs export their test-phase model (trained on train + validation;
 tfmeta.export.ranking), protocol B runs the model their method served after the last
 completed period, or after `period` (tfmeta.export.ctr). See tfmeta.export.versions for
-the version layout, models.config and atomicity.
+the version layout, models.config and atomicity. Each version also holds, beside the
+SavedModel, its TF Serving warmup requests (tfmeta.export.warmup) and ABOUT_FILE, the run
+it came from: method, seed, options, the code that trained it and its figures.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -17,16 +20,44 @@ from typing import Optional
 
 import tensorflow as tf
 
+from tfmeta import __version__
 from tfmeta.export import versions
 from tfmeta.export.warmup import write_warmup
 
 SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
-def save_server(server: tf.Module, path: str) -> None:
-    """The SavedModel and its TF Serving warmup requests (tfmeta.export.warmup)."""
+ABOUT_FILE = os.path.join("assets.extra", "tfmeta.json")
+# What an export says about its run: the keys of metrics.json (progress.json for a
+# protocol B run still training) that tell which model this is and how it scored.
+ABOUT_KEYS = ("protocol", "dataset", "method", "seed", "options", "code", "val", "test")
+
+
+def save_server(server: tf.Module, path: str, about: Optional[dict] = None) -> None:
+    """The SavedModel, its TF Serving warmup requests (tfmeta.export.warmup) and, given
+    `about`, ABOUT_FILE: the tfmeta version, the export's time and `about` (the run)."""
     tf.saved_model.save(server, path, signatures=server.signatures(), options=SAVE_OPTIONS)
     write_warmup(path, server.warmup_inputs())
+    if about is not None:
+        exported = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        with tf.io.gfile.GFile(os.path.join(path, ABOUT_FILE), "w") as f:
+            json.dump({"tfmeta": __version__, "exported": exported, **about}, f, indent=2)
+
+
+def describe_run(run_dir: str, period: Optional[int] = None) -> dict:
+    """ABOUT_FILE's account of a run: where it is, ABOUT_KEYS of its record and, for
+    protocol B, the period whose served model is exported."""
+    protocol = _protocol(run_dir)  # raises for a folder that holds no run
+    finished = os.path.join(run_dir, "metrics.json")
+    with open(finished if os.path.exists(finished)
+              else os.path.join(run_dir, "progress.json")) as f:
+        record = json.load(f)
+    about = {"run_dir": os.path.abspath(run_dir), "protocol": protocol,
+             **{k: record[k] for k in ABOUT_KEYS if k in record}}
+    if about["protocol"] == "b":
+        from tfmeta.training.incremental import served_period
+        about["period"] = served_period(run_dir, period)
+    return about
 
 
 def _protocol(run_dir: str) -> str:
@@ -60,13 +91,15 @@ def build_server(run_dir: str, assets_dir: str, periods_dir: Optional[str] = Non
 
 
 def export_server(build, export_root: str, keep: Optional[int] = 5,
-                  name: Optional[str] = None, server_base_path: Optional[str] = None) -> str:
+                  name: Optional[str] = None, server_base_path: Optional[str] = None,
+                  about: Optional[dict] = None) -> str:
     """build(assets_dir) -> a server module, published as the next version under
-    export_root (tfmeta.export.versions); returns the version's directory."""
+    export_root (tfmeta.export.versions) with `about` its run (save_server); returns
+    the version's directory."""
     work = tempfile.mkdtemp(prefix="tfmeta-export-")
     try:
         server = build(work)
-        version = versions.publish(export_root, lambda tmp: save_server(server, tmp),
+        version = versions.publish(export_root, lambda tmp: save_server(server, tmp, about),
                                    keep=keep, name=name, server_base_path=server_base_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -79,4 +112,5 @@ def export_run(run_dir: str, export_root: str, periods_dir: Optional[str] = None
     """Exports a run as the next version under export_root; returns its directory."""
     return export_server(lambda assets: build_server(run_dir, assets, periods_dir, top_k,
                                                      period),
-                         export_root, keep, name, server_base_path)
+                         export_root, keep, name, server_base_path,
+                         about=describe_run(run_dir, period))

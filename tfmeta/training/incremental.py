@@ -121,14 +121,8 @@ def _mean(rows, periods, key):
 
 
 
-def load_served(run_dir: str, period: Optional[int] = None,
-                periods_dir: Optional[str] = None) -> EmbeddingMLP:
-    """The model a protocol B run served after updating on `period` (default: the
-    last completed one), with the ids known then."""
-    finished = os.path.join(run_dir, "metrics.json")
-    with open(finished if os.path.exists(finished)
-              else os.path.join(run_dir, "progress.json")) as f:
-        record = json.load(f)  # both hold the options and the periods
+def served_period(run_dir: str, period: Optional[int] = None) -> int:
+    """`period` if the run served a model after it, else raises; None: the last one."""
     saved = sorted(int(n[len("period-"):-len(".index")]) for n in os.listdir(
         os.path.join(run_dir, SERVING)) if n.endswith(".index")) if os.path.isdir(
         os.path.join(run_dir, SERVING)) else []
@@ -140,6 +134,18 @@ def load_served(run_dir: str, period: Optional[int] = None,
     if period not in saved:
         raise ValueError(f"no served model after period {period} in {run_dir}; have "
                          f"periods {saved[0]}-{saved[-1]}")
+    return period
+
+
+def load_served(run_dir: str, period: Optional[int] = None,
+                periods_dir: Optional[str] = None) -> EmbeddingMLP:
+    """The model a protocol B run served after updating on `period` (default: the
+    last completed one), with the ids known then."""
+    finished = os.path.join(run_dir, "metrics.json")
+    with open(finished if os.path.exists(finished)
+              else os.path.join(run_dir, "progress.json")) as f:
+        record = json.load(f)  # both hold the options and the periods
+    period = served_period(run_dir, period)
     options = IncrementalOptions(**record["options"])
     data = PeriodDataset(periods_dir or record["periods"])
     model = EmbeddingMLP.from_period_dataset(data, embedding_dim=options.embedding_dim)
@@ -231,7 +237,12 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         if export_to and chief:  # before the period completes: a resumed run never skips one
             from tfmeta.export import export_server
             from tfmeta.export.ctr import CtrServer
-            export_server(lambda assets: CtrServer(serving_model, assets), export_to, keep)
+            about = {"run_dir": os.path.abspath(out), "protocol": "b",
+                     "dataset": data.manifest.get("dataset"), "method": options.method,
+                     "seed": options.seed, "options": state["options"],
+                     "code": state["code"], "period": i}
+            export_server(lambda assets: CtrServer(serving_model, assets), export_to, keep,
+                          about=about)
         scores = evaluate(predict, source.periods([i + 1], shuffle=False))
         bar.set_postfix(period=i + 1, auc=f"{scores['auc']:.4f}",
                         logloss=f"{scores['logloss']:.4f}")
