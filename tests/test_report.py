@@ -25,6 +25,7 @@ def write_run(root, method, seed, auc, protocol="b"):
                    "per_period": [{"period": p, "auc": auc + 0.001 * p, "logloss": 0.5}
                                   for p in range(12, 32)],
                    "options": {"method": method, "seed": seed, "epochs": 1},
+                   "code": [{"tfmeta": "0.1.0", "digest": "c0de0f1b0a7d", "modules": 30}],
                    "periods": str(root / "nowhere")}
     else:
         figures = {"sampled": {"HR@1": 0.1, "HR@5": 0.3, "HR@10": auc, "NDCG@5": 0.2,
@@ -82,6 +83,7 @@ def test_tables_relative_changes_and_embedded_figures(inputs):
     assert "<td>iu</td><td>2</td>" in page and "Protocol A · toy" in page
     assert "Best trial 1: val_hr10 0.3500" in page and "test HR@10 0.4100" in page
     assert "<th>a</th>" in page  # the benchmark's own Markdown table
+    assert "c0de0f1b0a7d" in page  # which code trained each run
     assert 'src="figure.png"' not in page  # every image embedded
     # B curves, A losses, A loss per time step (leaprec), search, bench
     assert page.count('src="data:image/png;base64,') == 5

@@ -9,10 +9,10 @@ the metric table (mean ± std over seeds, the relative change against a referenc
 method on the same seed: IU for protocol B, `reference` or the first method for A),
 seconds per run, the per-period (B) or per-epoch / per-iteration (A) plots, each
 search's history (its trials and a plot of their objective), each benchmark's own
-report, and every run's options and data manifest. Self-contained: styles inline,
-images embedded as data URIs; a small script records what the browser rendered in
-`<body data-rendered>` (tables, images decoded), which the tests read back from a
-headless Chromium.
+report, and every run's options, code (metrics.json `code`) and data manifest.
+Self-contained: styles inline, images embedded as data URIs; a small script records
+what the browser rendered in `<body data-rendered>` (tables, images decoded), which the
+tests read back from a headless Chromium.
 """
 from __future__ import annotations
 
@@ -334,9 +334,10 @@ def render(found: dict, reference: Optional[str] = None, title: str = "tfmeta re
             f"<details><summary>{html.escape(r['dir'])} (seed {r['metrics']['seed']}, "
             f"{r['metrics']['seconds']:.0f} s)</summary><pre>"
             + html.escape(json.dumps({"options": r["metrics"].get("options"),
+                                      "code": r["metrics"].get("code"),
                                       "data": _manifest(r["metrics"])}, indent=1))
             + "</pre></details>" for rs in methods.values() for r in rs)
-        parts.append(f"<h3>Runs: options and data</h3>{runs}")
+        parts.append(f"<h3>Runs: options, code and data</h3>{runs}")
     if found["tunings"]:
         parts.append("<h2>Hyperparameter searches</h2>")
         parts += [tuning_section(t) for t in found["tunings"]]
