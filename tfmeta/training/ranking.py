@@ -32,12 +32,12 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfmeta import distribute, optimizers
-from tfmeta.progress import Progress
 from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
 from tfmeta.models.dropout import lacks_draw_counters
+from tfmeta.progress import Progress
 from tfmeta.training.rundir import (check_same_options, open_run_dir, record_code,
                                     write_json)
 
