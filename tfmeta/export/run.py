@@ -23,6 +23,7 @@ import tensorflow as tf
 from tfmeta import __version__
 from tfmeta.export import versions
 from tfmeta.export.warmup import write_warmup
+from tfmeta.training.rundir import read_record
 
 SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
@@ -47,12 +48,8 @@ def save_server(server: tf.Module, path: str, about: Optional[dict] = None) -> N
 def describe_run(run_dir: str, period: Optional[int] = None) -> dict:
     """ABOUT_FILE's account of a run: where it is, ABOUT_KEYS of its record and, for
     protocol B, the period whose served model is exported."""
-    protocol = _protocol(run_dir)  # raises for a folder that holds no run
-    finished = os.path.join(run_dir, "metrics.json")
-    with open(finished if os.path.exists(finished)
-              else os.path.join(run_dir, "progress.json")) as f:
-        record = json.load(f)
-    about = {"run_dir": os.path.abspath(run_dir), "protocol": protocol,
+    record = read_record(run_dir)
+    about = {"run_dir": os.path.abspath(run_dir), "protocol": _protocol(record),
              **{k: record[k] for k in ABOUT_KEYS if k in record}}
     if about["protocol"] == "b":
         from tfmeta.training.incremental import served_period
@@ -60,23 +57,15 @@ def describe_run(run_dir: str, period: Optional[int] = None) -> dict:
     return about
 
 
-def _protocol(run_dir: str) -> str:
-    for name in ("metrics.json", "progress.json"):
-        path = os.path.join(run_dir, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                content = json.load(f)
-            if name == "metrics.json":
-                return content["protocol"]
-            return "b" if "per_period" in content else "a"
-    raise FileNotFoundError(f"{run_dir} holds no metrics.json or progress.json: not a "
-                            "tfmeta run directory (tfmeta train --out RUN_DIR)")
+def _protocol(record: dict) -> str:
+    """metrics.json says; a progress.json of protocol B has per-period rows."""
+    return record.get("protocol") or ("b" if "per_period" in record else "a")
 
 
 def build_server(run_dir: str, assets_dir: str, periods_dir: Optional[str] = None,
                  top_k: int = 100, period: Optional[int] = None) -> tf.Module:
     """The exportable module of a run (vocabulary files are written to assets_dir)."""
-    if _protocol(run_dir) == "a":
+    if _protocol(read_record(run_dir)) == "a":
         if period is not None:
             raise ValueError("--period applies to protocol B runs only")
         from tfmeta.export.ranking import RankingServer

@@ -36,8 +36,8 @@ from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (check_same_options, open_run_dir, record_code,
-                                    write_json)
+from tfmeta.training.rundir import (check_same_options, open_run_dir, read_record,
+                                    record_code, write_json)
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -141,10 +141,7 @@ def load_served(run_dir: str, period: Optional[int] = None,
                 periods_dir: Optional[str] = None) -> EmbeddingMLP:
     """The model a protocol B run served after updating on `period` (default: the
     last completed one), with the ids known then."""
-    finished = os.path.join(run_dir, "metrics.json")
-    with open(finished if os.path.exists(finished)
-              else os.path.join(run_dir, "progress.json")) as f:
-        record = json.load(f)  # both hold the options and the periods
+    record = read_record(run_dir)  # metrics.json or progress.json: options and periods
     period = served_period(run_dir, period)
     options = IncrementalOptions(**record["options"])
     data = PeriodDataset(periods_dir or record["periods"])

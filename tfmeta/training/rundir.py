@@ -23,6 +23,18 @@ def open_run_dir(out: str, resume: bool) -> str:
     return progress_path
 
 
+def read_record(run_dir: str) -> dict:
+    """A run's record: metrics.json once it finished, else progress.json (both hold its
+    options); raises for a folder that holds neither."""
+    for name in ("metrics.json", PROGRESS):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    raise FileNotFoundError(f"{run_dir} holds no metrics.json or progress.json: not a "
+                            "tfmeta run directory (tfmeta train --out RUN_DIR)")
+
+
 def write_json(path: str, value) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
