@@ -393,6 +393,14 @@ def test_the_incremental_driver_exports_each_served_model(small_periods, tmp_pat
         load_served(str(tmp_path / "run"), period=5)
     version = export_run(str(tmp_path / "run"), str(tmp_path / "again"), period=11)
     assert json.loads(open(os.path.join(version, ABOUT_FILE)).read())["period"] == 11
+    # A run still training has only progress.json, which says which run it is too.
+    finished = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    os.remove(tmp_path / "run" / "metrics.json")
+    version = export_run(str(tmp_path / "run"), str(tmp_path / "unfinished"))
+    about = json.loads(open(os.path.join(version, ABOUT_FILE)).read())
+    for key in ("protocol", "dataset", "method", "seed", "options", "code"):
+        assert about[key] == finished[key], key
+    assert about["period"] == 30 and "test" not in about
 
 
 if __name__ == "__main__":

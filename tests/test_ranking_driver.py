@@ -114,6 +114,9 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
     monkeypatch.undo()
+    progress = rundir.read_record(str(tmp_path / "resumed"))  # says which run it is
+    assert {k: progress[k] for k in ("protocol", "dataset", "method", "seed")} == \
+        {k: whole[k] for k in ("protocol", "dataset", "method", "seed")}
     with pytest.raises(FileExistsError):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
     other = dataclasses.replace(options, meta_learning_rate=0.1)

@@ -48,7 +48,11 @@ def save_server(server: tf.Module, path: str, about: Optional[dict] = None) -> N
 def describe_run(run_dir: str, period: Optional[int] = None) -> dict:
     """ABOUT_FILE's account of a run: where it is, ABOUT_KEYS of its record and, for
     protocol B, the period whose served model is exported."""
-    record = read_record(run_dir)
+    return describe_record(read_record(run_dir), run_dir, period)
+
+
+def describe_record(record: dict, run_dir: str, period: Optional[int] = None) -> dict:
+    """describe_run of a record in hand (a driver exporting as it trains)."""
     about = {"run_dir": os.path.abspath(run_dir), "protocol": _protocol(record),
              **{k: record[k] for k in ABOUT_KEYS if k in record}}
     if about["protocol"] == "b":

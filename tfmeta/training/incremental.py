@@ -37,7 +37,7 @@ from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 from tfmeta.progress import Progress
 from tfmeta.training.rundir import (check_same_options, open_run_dir, read_record,
-                                    record_code, write_json)
+                                    record_code, run_identity, write_json)
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -191,6 +191,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         with open(progress_path) as f:
             state = json.load(f)
         check_same_options(state, options, out)
+    state.update(run_identity("b", data, options))  # also into an older run's progress
     record_code(state)
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
     started = time.time() - state["seconds"]
@@ -234,12 +235,9 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         if export_to and chief:  # before the period completes: a resumed run never skips one
             from tfmeta.export import export_server
             from tfmeta.export.ctr import CtrServer
-            about = {"run_dir": os.path.abspath(out), "protocol": "b",
-                     "dataset": data.manifest.get("dataset"), "method": options.method,
-                     "seed": options.seed, "options": state["options"],
-                     "code": state["code"], "period": i}
+            from tfmeta.export.run import describe_record
             export_server(lambda assets: CtrServer(serving_model, assets), export_to, keep,
-                          about=about)
+                          about=describe_record(state, out, period=i))
         scores = evaluate(predict, source.periods([i + 1], shuffle=False))
         bar.set_postfix(period=i + 1, auc=f"{scores['auc']:.4f}",
                         logloss=f"{scores['logloss']:.4f}")
@@ -247,8 +245,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
 
     rows = state["per_period"]
     metrics = {
-        "protocol": "b", "dataset": data.manifest.get("dataset"), "method": options.method,
-        "seed": options.seed, "seconds": round(state["seconds"], 2),
+        **run_identity("b", data, options), "seconds": round(state["seconds"], 2),
         "val": {k: _mean(rows, VALIDATION, k) for k in ("auc", "logloss")},
         "test": {k: _mean(rows, TEST, k) for k in ("auc", "logloss")},
         "per_period": [{"period": r["period"], "auc": r["auc"], "logloss": r["logloss"],

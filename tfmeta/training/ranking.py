@@ -39,7 +39,7 @@ from tfmeta.meta import leaprec
 from tfmeta.models.dropout import lacks_draw_counters
 from tfmeta.progress import Progress
 from tfmeta.training.rundir import (check_same_options, open_run_dir, record_code,
-                                    write_json)
+                                    run_identity, write_json)
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -376,6 +376,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         with open(progress_path) as f:
             state = json.load(f)
         check_same_options(state, options, out)
+    state.update(run_identity("a", data, options))  # also into an older run's progress
     record_code(state)
     started = time.time() - state["seconds"]
     everything = inter.read_interactions(data, ("train", "val", "test"))
@@ -405,8 +406,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         state["seconds"] = time.time() - started
         write_json(progress_path, state)
 
-    metrics = {"protocol": "a", "dataset": data.manifest.get("dataset"),
-               "method": options.method, "seed": options.seed,
+    metrics = {**run_identity("a", data, options),
                "seconds": round(state["seconds"], 2),
                "val": state["phases"]["val"]["figures"],
                **({} if validation_only else {"test": state["phases"]["test"]["figures"]}),

@@ -35,6 +35,13 @@ def read_record(run_dir: str) -> dict:
                             "tfmeta run directory (tfmeta train --out RUN_DIR)")
 
 
+def run_identity(protocol: str, data, options) -> dict:
+    """The keys that say which run this is, in progress.json from the start as in
+    metrics.json at the end: an export of a run still training says them too."""
+    return {"protocol": protocol, "dataset": data.manifest.get("dataset"),
+            "method": options.method, "seed": options.seed}
+
+
 def write_json(path: str, value) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
