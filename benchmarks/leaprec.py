@@ -304,10 +304,13 @@ def check_partial(run: Run) -> None:
                          f"{run.id} needs; remove it or choose another --runs-dir")
 
 
-def train(run: Run, periods: str, workers: int, command: str) -> dict:
-    """One `tfmeta train` in a subprocess; returns its process figures."""
+def train(run: Run, periods: str, workers: int, command: str,
+          threads: Optional[int] = None) -> dict:
+    """One `tfmeta train` in a subprocess (`threads`: its --threads); returns its
+    process figures."""
     args = ["-m", "tfmeta.cli", "train", "--periods", _rel(periods), "--method", run.method,
-            "--out", _rel(run.out), "--seed", str(run.seed), *_flags(run.options)]
+            "--out", _rel(run.out), "--seed", str(run.seed), *_flags(run.options),
+            *_flags({"threads": threads})]
     resumed = run.partial
     if resumed:
         args.append("--resume")
@@ -316,7 +319,7 @@ def train(run: Run, periods: str, workers: int, command: str) -> dict:
     write_json(os.path.join(run.out, RUN_OPTIONS), run.expected_options())
     record = {"command": shlex.join(["python", *args]), "benchmark_command": command,
               "resumed": resumed,
-              "source": source_digest(), "workers": workers,
+              "source": source_digest(), "workers": workers, "threads": threads,
               "loadavg_before": list(os.getloadavg()),
               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
                   timespec="seconds")}
@@ -373,11 +376,12 @@ def from_report(runs: list, recorded: dict, periods: str) -> dict:
 
 def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
             recorded: Optional[dict] = None, train_missing: bool = True,
-            only: Optional[set] = None, seeds: Optional[set] = None) -> tuple:
+            only: Optional[set] = None, seeds: Optional[set] = None,
+            threads: Optional[int] = None) -> tuple:
     """Runs what has no metrics.json yet (nor a record in the report, `recorded`, whose
     folder is gone), `workers` at a time, unless not `train_missing`; with `only`, the
-    runs of those names alone; with `seeds`, of those seeds alone; ({id: run}, [failed],
-    {ids reused})."""
+    runs of those names alone; with `seeds`, of those seeds alone; `threads`: each run's
+    --threads; ({id: run}, [failed], {ids reused})."""
     done = {r.id: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
     kept = from_report([r for r in runs if r.id not in done], recorded or {}, periods)
     done.update(kept)
@@ -393,7 +397,8 @@ def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
     bar = Progress(total=len(runs), initial=len(done), desc=desc, unit="run",
                    dynamic_ncols=True)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(train, r, periods, workers, command): r for r in todo}
+        futures = {pool.submit(train, r, periods, workers, command, threads): r
+                   for r in todo}
         for future in concurrent.futures.as_completed(futures):
             run = futures[future]
             record = future.result()
@@ -1295,7 +1300,8 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
     done, failed, reused = run_all(list(unique.values()), periods["path"], args.workers,
                                    f"{dataset}", command, section.get("runs"),
                                    not args.report_only,
-                                   set(args.only) if args.only else None, set(seeds))
+                                   set(args.only) if args.only else None, set(seeds),
+                                   args.threads)
     failed_ids = {r.id for r in failed}
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     experiments = {}
@@ -1354,6 +1360,10 @@ def main(argv=None) -> int:
                              "figures use the first")
     parser.add_argument("--workers", type=int, default=2,
                         help="runs at a time, each in its own process (default 2)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="each run's TensorFlow threads per pool (tfmeta train "
+                             "--threads; default: one per core; benchmarks/results/"
+                             "threads.md measures it)")
     parser.add_argument("--runs-dir", default=None,
                         help="periods and run folders (default runs/leaprec, or "
                              "runs/leaprec-quick with --quick; git-ignored)")

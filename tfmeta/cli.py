@@ -93,8 +93,10 @@ def _given(args, names) -> dict:
 
 
 def _train(args) -> int:
-    from tfmeta import distribute
-    # First: a multi-worker strategy must exist before TensorFlow runs anything.
+    from tfmeta import distribute, threads
+    # First: the thread pools and a multi-worker strategy must be set up before
+    # TensorFlow runs anything.
+    threads.limit(args.threads)
     distribution = distribute.from_name(args.distribute)
     from tfmeta.data.periods import PeriodDataset
     common = ("seed", "epochs", "batch_size", "learning_rate", "embedding_dim",
@@ -146,6 +148,8 @@ def _export(args) -> int:
 
 def _tune(args) -> int:
     import json as json_module
+    from tfmeta import threads
+    threads.limit(args.threads)  # before TensorFlow runs anything
     from tfmeta.tuning import load_space, tune
     fixed = json_module.loads(args.fixed) if args.fixed else None
     result = tune(args.periods, args.method, args.out, tuner=args.tuner,
@@ -204,6 +208,13 @@ def results_table(runs: Sequence[dict]) -> str:
                      f"{m['test']['auc']:>9.4f} {m['test']['logloss']:>8.4f} "
                      f"{m['seconds']:>8.0f}")
     return "\n".join(lines)
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="TensorFlow threads per pool (intra-op and inter-op) for this "
+                             "process; default: one per core. For runs sharing a machine, "
+                             "e.g. 1 each for 2 runs on 2 cores")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -330,6 +341,7 @@ def make_parser() -> argparse.ArgumentParser:
                        help="tf.distribute strategy: mirrored (this machine's GPUs) or "
                             "multi-worker (the cluster in TF_CONFIG; start one process per "
                             "worker); default: none")
+    _add_threads(train)
     train.set_defaults(run=_train)
 
     tuning = commands.add_parser(
@@ -356,6 +368,7 @@ def make_parser() -> argparse.ArgumentParser:
                         choices=choices.SINGLE_PROCESS_STRATEGIES,
                         help="tf.distribute strategy of every trial: mirrored (this "
                              "machine's GPUs); default: none")
+    _add_threads(tuning)
     tuning.set_defaults(run=_tune)
 
     report = commands.add_parser(

@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfmeta import distribute
+from tfmeta import distribute, threads
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
@@ -254,6 +254,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
                         "trace_seconds": r.get("trace_seconds", 0.0)} for r in rows],
         "options": dataclasses.asdict(options), "periods": os.path.abspath(periods_dir),
         "code": state["code"], "distribution": distribute.describe(distribution),
+        "threads": threads.describe(),
     }
     write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics

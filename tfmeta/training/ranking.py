@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfmeta import distribute, optimizers
+from tfmeta import distribute, optimizers, threads
 from tfmeta.data import interactions as inter
 from tfmeta.data.periods import PeriodDataset
 from tfmeta.evaluation.protocol_a import evaluate
@@ -416,6 +416,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
                "options": dataclasses.asdict(options), "code": state["code"],
                **({"budget": budget_record(state, options)} if options.choose_budget else {}),
                "periods": os.path.abspath(periods_dir),
-               "distribution": distribute.describe(distribution)}
+               "distribution": distribute.describe(distribution),
+               "threads": threads.describe()}
     write_json(os.path.join(out, "metrics.json"), metrics)
     return metrics
