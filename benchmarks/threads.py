@@ -19,12 +19,14 @@ same drift of the machine). Each setting is timed from starting its processes to
 end of the last one (imports, data, training and scoring: all a benchmark run pays).
 Throughput is runs per hour. The ratios against `alone` say what running two at once
 gains over one after the other, with and without the cap. The two runs of a pair have
-seeds 0 and 1, like two seeds of the benchmark.
+seeds 0 and 1, like two seeds of the benchmark; the report says whether a seed's test
+figures are the same in every setting.
 
 Results: benchmarks/results/threads.{md,json} (threads-quick.* with --quick).
 """
 import argparse
 import concurrent.futures
+import json
 import os
 import shutil
 import sys
@@ -63,8 +65,11 @@ def run_setting(flags: list, setting: str, periods: str, work_dir: str) -> dict:
             figures = machine.run_measured(command, ROOT, log)
         if figures["returncode"] != 0:
             raise SystemExit(f"{' '.join(command)} failed; see {out}/train.log")
+        with open(os.path.join(out, "run", "metrics.json")) as f:
+            metrics = json.load(f)
         shutil.rmtree(out)
-        return figures
+        return {**figures, "seed": seed, "threads": metrics["threads"],
+                "test": metrics["test"]["sampled"]}
 
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(runs) as pool:
@@ -86,6 +91,17 @@ def summarize(rows: dict) -> dict:
     for setting in out:
         out[setting]["vs_alone"] = out[setting]["runs_per_hour"] / out["alone"]["runs_per_hour"]
     return out
+
+
+def same_figures(rows: dict) -> bool:
+    """Whether every run of a seed scored the same test figures, whatever its setting
+    (with op determinism on, the pools' sizes should not change a run's result)."""
+    by_seed = {}
+    for results in rows.values():
+        for result in results:
+            for p in result["processes"]:
+                by_seed.setdefault(p["seed"], []).append(p["test"])
+    return all(all(t == tests[0] for t in tests) for tests in by_seed.values())
 
 
 def render(report: dict) -> str:
@@ -110,7 +126,8 @@ def render(report: dict) -> str:
         lines += ["", f"- Two at once, default pools: {pair['vs_alone']:.2f}x the throughput "
                   f"of one after the other; with `--threads 1` each: {capped['vs_alone']:.2f}x "
                   f"(`pair-1` / `pair` = {capped['runs_per_hour'] / pair['runs_per_hour']:.2f}x).",
-                  ""]
+                  "- Test figures of a seed the same in every setting: "
+                  f"{'yes' if report['same_figures'][name] else '**no**'}.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -138,7 +155,8 @@ def main(argv=None) -> int:
     report = machine.timing_report("threads", argv, ["tensorflow", "tfmeta"],
                                    quick=args.quick, repeats=args.repeats,
                                    periods=os.path.relpath(periods, ROOT),
-                                   flags=workloads, workloads={}, measured={})
+                                   flags=workloads, workloads={}, measured={},
+                                   same_figures={})
     work_dir = tempfile.mkdtemp(prefix="tfmeta-threads-")
     try:
         for name, flags in workloads.items():
@@ -150,6 +168,7 @@ def main(argv=None) -> int:
                                            desc=name)["results"]
             report["measured"][name] = measured
             report["workloads"][name] = summarize(measured)
+            report["same_figures"][name] = same_figures(measured)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     prefix = "threads-quick" if args.quick else "threads"

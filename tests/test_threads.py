@@ -45,6 +45,9 @@ def test_the_threads_benchmark_times_each_setting(movielens_periods_a, tmp_path)
         (measured,) = report["measured"]["mf"][setting]
         assert len(measured["processes"]) == runs and summary[setting]["makespan"] > 0
     assert "| pair-1 | 2 | 1 |" in (tmp_path / "threads-quick.md").read_text()
+    capped = report["measured"]["mf"]["pair-1"][0]["processes"]
+    assert [p["threads"] for p in capped] == [{"intra_op": 1, "inter_op": 1}] * 2
+    assert isinstance(report["same_figures"]["mf"], bool)
 
 
 if __name__ == "__main__":
