@@ -139,7 +139,7 @@ def test_only_trains_the_named_runs_and_rejects_unplanned_names(tmp_path, monkey
             for n in ("leaprec-k1", "leaprec-quarter", "leaprec-week")]
     trained = []
 
-    def fake_train(run_, periods, workers, command):
+    def fake_train(run_, periods, workers, command, threads=None):
         trained.append(run_.name)
         return {"returncode": 1}   # no metrics.json: reported as failed, nothing loaded
     monkeypatch.setattr(leaprec, "train", fake_train)
@@ -198,12 +198,12 @@ def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
         "path": periods})
     trained = []
 
-    def fake_train(run_, periods_, workers, command):
+    def fake_train(run_, periods_, workers, command, threads=None):
         trained.append(run_.id)
         return {"returncode": 1}
     monkeypatch.setattr(leaprec, "train", fake_train)
     args = leaprec.argparse.Namespace(workers=1, report_only=False, only=None,
-                                      source_note=None, quick=False)
+                                      source_note=None, quick=False, threads=None)
     settings = leaprec.plan(["models", "figures"], {"models": ["gcn"]})
     shared = {"choose_budget": True}
     earlier = [leaprec.make_run("d", settings["models"][0], s, shared, str(runs_dir))
