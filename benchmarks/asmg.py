@@ -4,9 +4,11 @@
     python -m benchmarks.asmg --datasets movielens-100k       # one dataset (~20 min)
     python -m benchmarks.asmg --resume                        # continue a killed benchmark
     python -m benchmarks.asmg --quick                         # smoke run (~1 min)
+    python -m benchmarks.asmg --periods DIR --budget 1,3      # periods you built
 
 For each dataset the protocol B periods are built once into RUNS_DIR/periods/<dataset>
-(`pipelines.periods.build_periods`; reused when its manifest exists). Then every
+(`pipelines.periods.build_periods`; reused when its manifest exists), or read from
+--periods (e.g. `tfmeta periods build --input my-log.csv --protocol b`). Then every
 (method, seed) pair is one run of
 
     sys.executable -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR
@@ -37,25 +39,24 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import concurrent.futures  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
-import math  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from tfmeta.evaluation.metrics import relative_change  # noqa: E402
-from tfmeta.progress import Progress  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
-from benchmarks.reports import (code_lines, read_json, run_code, update_report,  # noqa: E402
-                                write_json)
+from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
+from benchmarks.periods import build_once  # noqa: E402
+from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
+                                read_json, run_code, stats, update_report)
+from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
 SEEDS = (0, 1, 2)
@@ -72,21 +73,14 @@ TEST = tuple(range(25, 32))
 BUDGET_GRID = tuple((e, p) for e in (1, 2, 3) for p in (1, 3, 5))  # (epochs, pretrain)
 BUDGET_SEED = 0
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 RUNS_DIR = os.path.join(ROOT, "runs", "asmg")
-RUN_RECORD = "benchmark-run.json"   # process figures of a run, beside its metrics.json
 
 
 # ------------------------------------------------------------------ machine and sources
 
 def machine() -> dict:
     return machine_info.describe(["tensorflow", "tf-keras", "numpy", "matplotlib"])
-
-
-def gpus_seen() -> int:
-    import tensorflow as tf
-    return len(tf.config.list_physical_devices("GPU"))
 
 
 # What a protocol B run imports of tfmeta/ (the rest, e.g. protocol A, may change
@@ -112,46 +106,40 @@ def source_digest() -> str:
 
 # ------------------------------------------------------------------ periods and runs
 
-def build_once(dataset: str, protocol: str, runs_dir: str) -> tuple:
-    """(folder, manifest, build seconds or None) of a dataset's periods under
-    RUNS_DIR/periods, built the first time only."""
-    from tfmeta.data.periods import MANIFEST
-    out = os.path.join(runs_dir, "periods", dataset)
-    path = os.path.join(out, MANIFEST)
-    built_seconds = None
-    if not os.path.exists(path):
-        from pipelines.options import BuildOptions
-        from pipelines.periods import build_periods
-        print(f"building protocol {protocol.upper()} periods of {dataset} into {out} ...",
-              file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        # A folder without a manifest is not a finished build (builds publish atomically).
-        build_periods(BuildOptions(input=dataset, protocol=protocol, out=out,
-                                   overwrite=os.path.exists(out)))
-        built_seconds = time.perf_counter() - started
-    manifest = read_json(path)
-    if manifest.get("protocol") != protocol or manifest.get("dataset") != dataset:
-        raise SystemExit(f"{out} holds protocol {manifest.get('protocol')} periods of "
-                         f"{manifest.get('dataset')}, not protocol {protocol} of {dataset}; "
-                         "remove it or choose another --runs-dir")
-    return out, manifest, built_seconds
-
-
-def given_or_built(dataset: str, protocol: str, given, runs_dir: str) -> str:
-    """The periods folder a benchmark reads: `given` (its --periods) when set, else the
-    dataset's build under RUNS_DIR/periods (`build_once`)."""
-    return given or build_once(dataset, protocol, runs_dir)[0]
-
-
-def ensure_periods(dataset: str, runs_dir: str) -> dict:
-    """The protocol B periods of a dataset, built once; returns path and summary."""
-    out, manifest, built_seconds = build_once(dataset, "b", runs_dir)
+def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> dict:
+    """The protocol B periods of a dataset, built once (or `given`, --periods); returns
+    path and summary."""
+    if given:
+        out, manifest, built_seconds = os.path.abspath(given), given_manifest(given), None
+    else:
+        out, manifest, built_seconds = build_once(dataset, "b", runs_dir)
     return {"path": out, "built_seconds": built_seconds,
             "rows_out": manifest.get("rows_out"),
             "periods": len(manifest.get("periods", [])),
             "rows_per_period": [p.get("rows") for p in manifest.get("periods", [])],
             "positives": sum(p.get("positives") or 0 for p in manifest.get("periods", [])),
             "vocab": manifest.get("vocab", {}).get("sizes")}
+
+
+def given_manifest(periods: str) -> dict:
+    """The manifest of a --periods folder, which must hold finished protocol B periods."""
+    from tfmeta.data.periods import MANIFEST
+    path = os.path.join(periods, MANIFEST)
+    if not os.path.exists(path):
+        raise SystemExit(f"--periods {periods}: no {MANIFEST}; build periods with "
+                         "`tfmeta periods build --protocol b --out DIR` first")
+    manifest = read_json(path)
+    if manifest.get("protocol") != "b":
+        raise SystemExit(f"--periods {periods} holds protocol {manifest.get('protocol')} "
+                         "periods; this benchmark scores protocol B (build with "
+                         "--protocol b)")
+    return manifest
+
+
+def periods_label(periods: str) -> str:
+    """How the report names a --periods folder: its dataset, else the folder's name."""
+    return given_manifest(periods).get("dataset") or os.path.basename(
+        os.path.normpath(periods))
 
 
 @dataclasses.dataclass
@@ -174,33 +162,25 @@ class Run:
     def name(self) -> str:
         return f"{self.dataset}/{budget_name(self.budget)}/{self.method}/seed-{self.seed}"
 
+    label = name
+
 
 def train(run: Run, periods: str, workers: int) -> dict:
-    """One `tfmeta train` in a subprocess; returns its process figures and metrics."""
-    cmd = [sys.executable, "-m", "tfmeta.cli", "train", "--periods", periods,
-           "--method", run.method, "--out", run.out, "--seed", str(run.seed),
-           "--epochs", str(run.budget[0]), "--pretrain-epochs", str(run.budget[1])]
+    """One `tfmeta train` in a subprocess; returns its process figures."""
+    args = ["-m", "tfmeta.cli", "train", "--periods", periods, "--method", run.method,
+            "--out", run.out, "--seed", str(run.seed),
+            "--epochs", str(run.budget[0]), "--pretrain-epochs", str(run.budget[1])]
     resumed = run.partial
     if resumed:
-        cmd.append("--resume")
-    os.makedirs(run.out, exist_ok=True)
-    record = {"command": shlex.join(cmd), "resumed": resumed, "source": source_digest(),
-              "workers": workers, "loadavg_before": list(os.getloadavg()),
-              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                  timespec="seconds")}
-    with open(os.path.join(run.out, "train.log"), "a", encoding="utf-8") as log:
-        log.write(f"$ {record['command']}\n")
-        log.flush()
-        record.update(machine_info.run_measured(cmd, ROOT, log))
-    if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-        write_json(os.path.join(run.out, RUN_RECORD), record)
-    return record
+        args.append("--resume")
+    return launch(run, args, resumed=resumed, source=source_digest(), workers=workers)
 
 
 def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     metrics = read_json(run.metrics_path)
-    expected = {"method": run.method, "seed": run.seed, "dataset": run.dataset,
-                "periods": os.path.abspath(periods)}
+    # The periods folder says which data it was: a --periods build of a file has no
+    # registered dataset name.
+    expected = {"method": run.method, "seed": run.seed, "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
     budget = tuple(metrics.get("options", {}).get(k, 1) for k in ("epochs", "pretrain_epochs"))
     if budget != tuple(run.budget):
@@ -209,50 +189,24 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.name} on {periods}: "
                          f"{wrong}; remove the run folder or choose another --runs-dir")
     if record is None:
-        path = os.path.join(run.out, RUN_RECORD)
-        record = read_json(path) if os.path.exists(path) else {}
+        record = recorded(run)
     return portable({"dataset": run.dataset, "method": run.method, "seed": run.seed,
                      "run_dir": os.path.relpath(run.out, ROOT), "process": record,
                      "metrics": metrics})
 
 
-def portable(value):
-    """The value with this machine's paths made relative to the repository (results
-    are committed; they must not name where this checkout lives)."""
-    if isinstance(value, dict):
-        return {k: portable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    if isinstance(value, str):
-        return value.replace(sys.executable, "python").replace(ROOT + os.sep, "")
-    return value
-
-
 def run_all(runs: list, periods: str, workers: int, desc: str) -> tuple:
     """Runs what has no metrics.json yet, `workers` at a time; ({name: run}, [failed])."""
     done = {r.name: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
-    todo = [r for r in runs if r.name not in done]
-    failed = []
-    print(f"{desc}: {len(runs)} runs ({len(done)} reused), {workers} at a time",
-          file=sys.stderr, flush=True)
-    bar = Progress(total=len(runs), initial=len(done), desc=desc, unit="run",
-                   dynamic_ncols=True)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(train, r, periods, workers): r for r in todo}
-        for future in concurrent.futures.as_completed(futures):
-            run = futures[future]
-            record = future.result()
-            if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-                result = done[run.name] = load_run(run, periods, record)
-                m = result["metrics"]
-                bar.set_postfix_str(f"{run.method} s{run.seed}: val AUC "
-                                    f"{m['val']['auc']:.4f} ({m['seconds']:.0f} s)")
-            else:
-                failed.append(run)
-                tqdm.write(f"FAILED: {run.name} (exit {record['returncode']}); see "
-                           f"{os.path.join(run.out, 'train.log')}", file=sys.stderr)
-            bar.update(1)
-    bar.close()
+
+    def finished(run: Run, record: dict) -> str:
+        done[run.name] = load_run(run, periods, record)
+        m = done[run.name]["metrics"]
+        return f"{run.method} s{run.seed}: val AUC {m['val']['auc']:.4f} ({m['seconds']:.0f} s)"
+
+    failed = run_pool([r for r in runs if r.name not in done],
+                      lambda run: train(run, periods, workers), finished,
+                      total=len(runs), reused=len(done), workers=workers, desc=desc)
     return done, failed
 
 
@@ -284,14 +238,6 @@ def select_budget(dataset: str, periods: str, runs_dir: str, workers: int) -> di
 
 # ------------------------------------------------------------------ summaries
 
-def _stats(values) -> dict:
-    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not values:
-        return {"mean": None, "std": None, "n": 0, "values": []}
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    return {"mean": float(np.mean(values)), "std": std, "n": len(values), "values": values}
-
-
 def _per_period(metrics: dict) -> dict:
     return {r["period"]: r for r in metrics["per_period"]}
 
@@ -311,18 +257,18 @@ def summarize(runs: list, methods: list) -> dict:
         runs_m = [by[m][s] for s in seeds]
         row = {
             "seeds": seeds,
-            "test_auc": _stats(x["test"]["auc"] for x in runs_m),
-            "test_logloss": _stats(x["test"]["logloss"] for x in runs_m),
-            "val_auc": _stats(x["val"]["auc"] for x in runs_m),
-            "val_logloss": _stats(x["val"]["logloss"] for x in runs_m),
-            "rel_test_auc": _stats(relative_change(by[m][s]["test"]["auc"],
+            "test_auc": stats(x["test"]["auc"] for x in runs_m),
+            "test_logloss": stats(x["test"]["logloss"] for x in runs_m),
+            "val_auc": stats(x["val"]["auc"] for x in runs_m),
+            "val_logloss": stats(x["val"]["logloss"] for x in runs_m),
+            "rel_test_auc": stats(relative_change(by[m][s]["test"]["auc"],
                                                    iu[s]["test"]["auc"]) for s in common),
-            "rel_test_logloss": _stats(relative_change(by[m][s]["test"]["logloss"],
+            "rel_test_logloss": stats(relative_change(by[m][s]["test"]["logloss"],
                                                        iu[s]["test"]["logloss"])
                                        for s in common),
-            "seconds": _stats(x["seconds"] for x in runs_m),
+            "seconds": stats(x["seconds"] for x in runs_m),
         }
-        iu_seconds = _stats(iu[s]["seconds"] for s in common)["mean"]
+        iu_seconds = stats(iu[s]["seconds"] for s in common)["mean"]
         row["seconds_over_iu"] = (np.mean([by[m][s]["seconds"] for s in common]) / iu_seconds
                                   if common and iu_seconds else None)
         table[m] = row
@@ -330,10 +276,10 @@ def summarize(runs: list, methods: list) -> dict:
         pp = [_per_period(x) for x in runs_m]
         per_period[m] = {
             "periods": periods,
-            "auc": [_stats(p[q]["auc"] for p in pp if q in p)["mean"] for q in periods],
-            "logloss": [_stats(p[q]["logloss"] for p in pp if q in p)["mean"] for q in periods],
+            "auc": [stats(p[q]["auc"] for p in pp if q in p)["mean"] for q in periods],
+            "logloss": [stats(p[q]["logloss"] for p in pp if q in p)["mean"] for q in periods],
             # the same seed's IU on the same period, averaged over seeds
-            "auc_minus_iu": [_stats(_per_period(by[m][s])[q]["auc"]
+            "auc_minus_iu": [stats(_per_period(by[m][s])[q]["auc"]
                                     - _per_period(iu[s])[q]["auc"]
                                     for s in common if q in _per_period(by[m][s])
                                     and q in _per_period(iu[s]))["mean"] for q in periods],
@@ -346,11 +292,11 @@ def summarize(runs: list, methods: list) -> dict:
         update_last = [p[TIMING_PERIOD]["update_seconds"] for p in pp if TIMING_PERIOD in p]
         trace = [float(sum(r.get("trace_seconds", 0.0) for r in x["per_period"]))
                  for x in runs_m]
-        timing[m] = {"update_seconds_mean": _stats(update),
-                     "trace_seconds_run": _stats(trace),
-                     "meta_seconds_mean": _stats(meta),
-                     "update_seconds_last": _stats(update_last),
-                     "meta_seconds_last": _stats(meta_last)}
+        timing[m] = {"update_seconds_mean": stats(update),
+                     "trace_seconds_run": stats(trace),
+                     "meta_seconds_mean": stats(meta),
+                     "update_seconds_last": stats(update_last),
+                     "meta_seconds_last": stats(meta_last)}
     if REFERENCE in timing:
         ref = timing[REFERENCE]["update_seconds_mean"]["mean"]
         for m in timing:
@@ -366,7 +312,7 @@ def summarize(runs: list, methods: list) -> dict:
         ratio = {"of_means": (timing[FULL]["meta_seconds_last"]["mean"]
                               / timing[CLAIMED]["meta_seconds_last"]["mean"]
                               if timing[CLAIMED]["meta_seconds_last"]["mean"] else None),
-                 "per_seed": _stats(paired),
+                 "per_seed": stats(paired),
                  "update_of_means": (timing[FULL]["update_seconds_last"]["mean"]
                                      / timing[CLAIMED]["update_seconds_last"]["mean"])}
     return {"methods": methods, "table": table, "best": best_per_column(table),
@@ -514,22 +460,6 @@ def plot_per_period(summary: dict, dataset: str, path: str, seeds: int) -> None:
 
 # ------------------------------------------------------------------ report
 
-def _pm(stats: dict, fmt: str = ".4f") -> str:
-    if stats["mean"] is None:
-        return "n/a"
-    if stats["std"] is None:
-        return f"{stats['mean']:{fmt}}"
-    return f"{stats['mean']:{fmt}} ± {stats['std']:{fmt}}"
-
-
-def _pct(stats: dict) -> str:
-    if stats["mean"] is None:
-        return "n/a"
-    if stats["std"] is None:
-        return f"{100 * stats['mean']:+.2f}%"
-    return f"{100 * stats['mean']:+.2f}% ± {100 * stats['std']:.2f}"
-
-
 def _ratio(value) -> str:
     return f"{value:.2f}x" if value is not None else "n/a"
 
@@ -541,18 +471,14 @@ def cpu_per_method(runs: list) -> dict:
     for m in dict.fromkeys(r["method"] for r in runs):
         mine = [r["process"] for r in runs if r["method"] == m
                 and r["process"].get("process_seconds") and not r["process"].get("resumed")]
-        out[m] = {"cpu": _stats(p["cpu_seconds"] for p in mine),
-                  "wall": _stats(p["process_seconds"] for p in mine),
-                  "cpu_over_wall": _stats(p["cpu_seconds"] / p["process_seconds"]
+        out[m] = {"cpu": stats(p["cpu_seconds"] for p in mine),
+                  "wall": stats(p["process_seconds"] for p in mine),
+                  "cpu_over_wall": stats(p["cpu_seconds"] / p["process_seconds"]
                                           for p in mine)}
     ref = out.get(REFERENCE, {}).get("cpu", {}).get("mean")
     for m in out:
         out[m]["cpu_over_iu"] = out[m]["cpu"]["mean"] / ref if ref and out[m]["cpu"]["mean"] else None
     return out
-
-
-def _bold(text: str, on: bool) -> str:
-    return f"**{text}**" if on else text
 
 
 def _yes(value) -> str:
@@ -587,7 +513,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         for g in search["grid"]:
             chosen = [g["epochs"], g["pretrain_epochs"]] == search["chosen"]
             out.append(f"| {g['epochs']} | {g['pretrain_epochs']} "
-                       f"| {_bold(format(g['val_auc'], '.4f'), chosen)} "
+                       f"| {bold(format(g['val_auc'], '.4f'), chosen)} "
                        f"| {g['val_logloss']:.4f} | {g['seconds']:.0f} |")
         out.append("")
     else:
@@ -606,15 +532,15 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         row = table[m]
 
         def cell(column, text):
-            return _bold(text, m in best.get(column, []))
+            return bold(text, m in best.get(column, []))
         ratio = row["seconds_over_iu"]
         out.append(
-            f"| {_bold(m, m == CLAIMED)} | {cell('test_auc', _pm(row['test_auc']))} "
-            f"| {cell('test_logloss', _pm(row['test_logloss']))} "
-            f"| {cell('rel_test_auc', _pct(row['rel_test_auc']) if m != REFERENCE else '—')} "
-            f"| {cell('rel_test_logloss', _pct(row['rel_test_logloss']) if m != REFERENCE else '—')} "
-            f"| {cell('val_auc', _pm(row['val_auc']))} "
-            f"| {cell('seconds', _pm(row['seconds'], '.0f'))} "
+            f"| {bold(m, m == CLAIMED)} | {cell('test_auc', pm(row['test_auc']))} "
+            f"| {cell('test_logloss', pm(row['test_logloss']))} "
+            f"| {cell('rel_test_auc', pct(row['rel_test_auc']) if m != REFERENCE else '—')} "
+            f"| {cell('rel_test_logloss', pct(row['rel_test_logloss']) if m != REFERENCE else '—')} "
+            f"| {cell('val_auc', pm(row['val_auc']))} "
+            f"| {cell('seconds', pm(row['seconds'], '.0f'))} "
             f"| {f'{ratio:.2f}x' if ratio is not None else 'n/a'} |")
     out += ["", "Bold: the best mean in each column (highest AUC, lowest LogLoss, fastest). "
             "\"vs IU\": `relative_change(method, IU)` on the same seed, averaged over seeds "
@@ -637,20 +563,20 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
             f"**Measured: {claim['verdict']}.**", "",
             f"- Baselines compared: {', '.join(claim['baselines'])} (the other ASMG "
             f"variants are ablations: {', '.join(claim['variants']) or 'none run'}).",
-            f"- Test AUC: {CLAIMED} {_pm(t['test_auc'])} vs the strongest baseline "
-            f"{rival} {_pm(table[rival]['test_auc'])}: "
+            f"- Test AUC: {CLAIMED} {pm(t['test_auc'])} vs the strongest baseline "
+            f"{rival} {pm(table[rival]['test_auc'])}: "
             f"{'beats' if claim['beats_every_baseline_auc'] else 'does not beat'} it "
             f"(gap {claim['auc_gap_to_strongest_baseline']:+.4f}"
             + (f", {'within' if claim['gap_within_seed_noise'] else 'outside'} the seed std "
                f"{claim['seed_std_auc']:.4f}" if claim["seed_std_auc"] is not None else "")
             + f"; higher on {wins} of {n} seeds).",
-            f"- Test LogLoss: {CLAIMED} {_pm(t['test_logloss'])} vs the best baseline "
-            f"{rival_ll} {_pm(table[rival_ll]['test_logloss'])}: "
+            f"- Test LogLoss: {CLAIMED} {pm(t['test_logloss'])} vs the best baseline "
+            f"{rival_ll} {pm(table[rival_ll]['test_logloss'])}: "
             f"{'beats' if claim['beats_every_baseline_logloss'] else 'does not beat'} it.",
-            f"- Against IU: AUC {_pct(t['rel_test_auc'])} (paper +"
+            f"- Against IU: AUC {pct(t['rel_test_auc'])} (paper +"
             f"{100 * PAPER_AUC_GAIN[0]:.1f}% to +{100 * PAPER_AUC_GAIN[1]:.1f}%; "
             f"{'inside' if claim['within_paper_range'] else 'outside'} that range; above IU "
-            f"on {iu_wins} of {iu_n} seeds), LogLoss {_pct(t['rel_test_logloss'])}.",
+            f"on {iu_wins} of {iu_n} seeds), LogLoss {pct(t['rel_test_logloss'])}.",
             f"- Rank among all {claim['rank_test_auc'][1]} methods run: "
             f"{claim['rank_test_auc'][0]} in test AUC, {claim['rank_test_logloss'][0]} in "
             f"test LogLoss"
@@ -707,14 +633,14 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         t = timing[m]
         ratio = t.get("update_over_iu")
         meta = t["meta_seconds_mean"]["mean"]
-        out.append(f"| {m} | {_pm(t['update_seconds_mean'], '.2f')} "
+        out.append(f"| {m} | {pm(t['update_seconds_mean'], '.2f')} "
                    f"| {f'{ratio:.2f}x' if ratio is not None else 'n/a'} "
-                   f"| {_pm(t['update_seconds_last'], '.2f')} "
-                   f"| {_pm(t['meta_seconds_mean'], '.3f') if meta else '—'} "
-                   f"| {_pm(t['meta_seconds_last'], '.3f') if meta else '—'} "
-                   f"| {_pm(cpu[m]['cpu'], '.0f')} | {_ratio(cpu[m].get('cpu_over_iu'))} "
-                   f"| {_pm(cpu[m]['cpu_over_wall'], '.2f')} "
-                   f"| {_pm(t['trace_seconds_run'], '.1f') if meta else '—'} |")
+                   f"| {pm(t['update_seconds_last'], '.2f')} "
+                   f"| {pm(t['meta_seconds_mean'], '.3f') if meta else '—'} "
+                   f"| {pm(t['meta_seconds_last'], '.3f') if meta else '—'} "
+                   f"| {pm(cpu[m]['cpu'], '.0f')} | {_ratio(cpu[m].get('cpu_over_iu'))} "
+                   f"| {pm(cpu[m]['cpu_over_wall'], '.2f')} "
+                   f"| {pm(t['trace_seconds_run'], '.1f') if meta else '—'} |")
     ratio = s["full_over_multi_meta"]
     out.append("")
     if ratio and ratio["of_means"]:
@@ -732,8 +658,8 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         out.append("")
         out.append(
             f"CPU time is the steadier measure on a shared machine: a whole {FULL} run "
-            f"took {_pm(cpu[FULL]['cpu'], '.0f')} CPU s against {CLAIMED}'s "
-            f"{_pm(cpu[CLAIMED]['cpu'], '.0f')} "
+            f"took {pm(cpu[FULL]['cpu'], '.0f')} CPU s against {CLAIMED}'s "
+            f"{pm(cpu[CLAIMED]['cpu'], '.0f')} "
             f"({cpu[FULL]['cpu']['mean'] / cpu[CLAIMED]['cpu']['mean']:.1f}x), while its wall "
             f"time varied {min(cpu[FULL]['wall']['values']):.0f}-"
             f"{max(cpu[FULL]['wall']['values']):.0f} s (CPU / wall "
@@ -777,12 +703,6 @@ def _run_row(r: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def machine_of(sections: dict) -> tuple:
-    """(machine, GPUs TensorFlow saw) of a report's dataset sections."""
-    first = next(iter(sections.values()))
-    return first["machine"], max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
-
-
 def render_markdown(report: dict, prefix: str) -> str:
     sections = report["datasets"]
     m, gpus = machine_of(sections)
@@ -811,7 +731,7 @@ def render_markdown(report: dict, prefix: str) -> str:
         if c["verdict"] == "not evaluated":
             cells = ["n/a", "n/a", "not evaluated"]
         else:
-            cells = [_pct(s["table"][CLAIMED]["rel_test_auc"]),
+            cells = [pct(s["table"][CLAIMED]["rel_test_auc"]),
                      f"{_yes(c['beats_every_baseline_auc'])} / "
                      f"{_yes(c['beats_every_baseline_logloss'])}",
                      f"**{c['verdict']}**"]
@@ -837,6 +757,11 @@ def main(argv=None) -> int:
                     "(the ASMG paper's Table 1 and Figure 3).")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
                         help=f"registered datasets (default: {' '.join(DATASETS)})")
+    parser.add_argument("--periods", default=None, metavar="DIR",
+                        help="protocol B periods already built (`tfmeta periods build "
+                             "--protocol b`), e.g. of your own data, instead of "
+                             "--datasets; the report names them by their dataset, else "
+                             "by the folder's name")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="methods to run (default: all of "
                              "tfmeta.training.incremental.METHODS)")
@@ -874,7 +799,10 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "-m", "benchmarks.asmg", *argv])
 
     available = _available_methods()
-    datasets = list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS))
+    if args.periods and args.datasets:
+        parser.error("--periods replaces --datasets: give one of them")
+    datasets = ([periods_label(args.periods)] if args.periods else
+                list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS)))
     methods = list(args.methods or (QUICK["methods"] if args.quick else available))
     seeds = list(args.seeds if args.seeds is not None
                  else (QUICK["seeds"] if args.quick else SEEDS))
@@ -905,7 +833,7 @@ def main(argv=None) -> int:
     machine_info, gpus = machine(), gpus_seen()
     failed = []
     for dataset in datasets:
-        periods = ensure_periods(dataset, runs_dir)
+        periods = ensure_periods(dataset, runs_dir, args.periods)
         started = time.perf_counter()
         search = None
         if fixed_budget:

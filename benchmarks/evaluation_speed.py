@@ -169,7 +169,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     import tfmeta  # noqa: F401  (first: selects Keras 2 before anything loads TensorFlow)
     from benchmarks import machine as machine_info
-    from benchmarks.asmg import given_or_built
+    from benchmarks.periods import given_or_built
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     repeats = args.repeats or REPEATS["quick" if args.quick else "full"]

@@ -53,7 +53,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import concurrent.futures  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
@@ -64,17 +63,16 @@ import time  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from tfmeta.evaluation.metrics import relative_change  # noqa: E402
-from tfmeta.progress import Progress  # noqa: E402
 from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
-from benchmarks.asmg import (RUN_RECORD, _bold, _pct, _pm, _stats,  # noqa: E402
-                             build_once, gpus_seen, machine_of)
-from benchmarks.reports import (code_lines, read_json, run_code, update_report,  # noqa: E402
-                                write_json)
+from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
+from benchmarks.periods import build_once  # noqa: E402
+from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, read_json,  # noqa: E402
+                                run_code, stats, update_report, write_json)
+from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
 
 DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
 SEEDS = (0, 1, 2)
@@ -113,7 +111,6 @@ NDCG = "test/sampled/NDCG@10"
 VAL_HEAD = "val/sampled/HR@10"
 SHIFT_GROUPS = 4                   # representation shift: at most this many item groups
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 RUN_OPTIONS = "benchmark-options.json"  # the options a run was started with
 
@@ -175,6 +172,10 @@ class Run:
     @property
     def id(self) -> str:
         return f"{self.name}/seed-{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.id}"
 
     @property
     def metrics_path(self) -> str:
@@ -317,19 +318,8 @@ def train(run: Run, periods: str, workers: int, command: str,
     check_partial(run)
     os.makedirs(run.out, exist_ok=True)
     write_json(os.path.join(run.out, RUN_OPTIONS), run.expected_options())
-    record = {"command": shlex.join(["python", *args]), "benchmark_command": command,
-              "resumed": resumed,
-              "source": source_digest(), "workers": workers, "threads": threads,
-              "loadavg_before": list(os.getloadavg()),
-              "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                  timespec="seconds")}
-    with open(os.path.join(run.out, "train.log"), "a", encoding="utf-8") as log:
-        log.write(f"$ {record['command']}\n")
-        log.flush()
-        record.update(machine_info.run_measured([sys.executable, *args], ROOT, log))
-    if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-        write_json(os.path.join(run.out, RUN_RECORD), record)
-    return record
+    return launch(run, args, benchmark_command=command, resumed=resumed,
+                  source=source_digest(), workers=workers, threads=threads)
 
 
 def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
@@ -354,8 +344,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
                          f"{wrong}; remove the run folder or choose another --runs-dir")
     metrics = dict(metrics, periods=_rel(metrics["periods"]))
     if record is None:
-        path = os.path.join(run.out, RUN_RECORD)
-        record = read_json(path) if os.path.exists(path) else {}
+        record = recorded(run)
     return {"id": run.id, "name": run.name, "method": run.method, "seed": run.seed,
             "options": run.options, "run_dir": _rel(run.out), "process": record,
             "metrics": metrics}
@@ -390,29 +379,16 @@ def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
             and (seeds is None or r.seed in seeds)] if train_missing else []
     for run in todo:  # before any run starts
         check_partial(run)
-    failed = []
     gone = f", {len(kept)} of them from the report: their folders are gone" if kept else ""
-    print(f"{desc}: {len(runs)} runs ({len(done)} reused{gone}), {workers} at a time",
-          file=sys.stderr, flush=True)
-    bar = Progress(total=len(runs), initial=len(done), desc=desc, unit="run",
-                   dynamic_ncols=True)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(train, r, periods, workers, command, threads): r
-                   for r in todo}
-        for future in concurrent.futures.as_completed(futures):
-            run = futures[future]
-            record = future.result()
-            if record["returncode"] == 0 and os.path.exists(run.metrics_path):
-                result = done[run.id] = load_run(run, periods, record)
-                m = result["metrics"]
-                bar.set_postfix_str(f"{run.id}: val HR@10 {m['val']['sampled']['HR@10']:.4f}"
-                                    f" ({m['seconds']:.0f} s)")
-            else:
-                failed.append(run)
-                tqdm.write(f"FAILED: {run.dataset}/{run.id} (exit {record['returncode']}); "
-                           f"see {os.path.join(run.out, 'train.log')}", file=sys.stderr)
-            bar.update(1)
-    bar.close()
+
+    def finished(run: Run, record: dict) -> str:
+        done[run.id] = load_run(run, periods, record)
+        m = done[run.id]["metrics"]
+        return f"{run.id}: val HR@10 {m['val']['sampled']['HR@10']:.4f} ({m['seconds']:.0f} s)"
+
+    failed = run_pool(todo, lambda run: train(run, periods, workers, command, threads),
+                      finished, total=len(runs), reused=len(done), workers=workers,
+                      desc=desc, note=gone)
     return done, failed, reused
 
 
@@ -430,17 +406,17 @@ def _mean(row: dict, column: str):
 def figures_row(results: list) -> dict:
     """Mean ± std over seeds of every metric of a setting's runs."""
     ms = [r["metrics"] for r in results]
-    columns = {c: _stats(_get(m, c) for m in ms)
+    columns = {c: stats(_get(m, c) for m in ms)
                for c in TEST_COLUMNS + tuple(f"val/sampled/{k}" for k in SAMPLED)
                + tuple(f"val/full/{k}" for k in FULL)}
     processes = [r["process"] for r in results if r["process"].get("cpu_seconds")]
     return {"seeds": [r["seed"] for r in results], "runs": [r["id"] for r in results],
             "columns": columns,
-            "seconds": _stats(m["seconds"] for m in ms),
-            "budget": _stats(chosen_budget(m) for m in ms),
+            "seconds": stats(m["seconds"] for m in ms),
+            "budget": stats(chosen_budget(m) for m in ms),
             "at_cap": [sum(bool(at_cap(m)) for m in ms), sum(at_cap(m) is not None for m in ms)],
-            "last_loss": _stats(last_loss(m) for m in ms),
-            "cpu_seconds": _stats(p["cpu_seconds"] for p in processes),
+            "last_loss": stats(last_loss(m) for m in ms),
+            "cpu_seconds": stats(p["cpu_seconds"] for p in processes),
             "time_steps": len(ms[0]["training"]["test"]["time_steps"]) if ms else None,
             "by_seed": {r["seed"]: {c: _get(r["metrics"], c) for c in columns}
                         for r in results}}
@@ -460,7 +436,7 @@ def best_per_column(table: dict, columns) -> dict:
 def _rel_change(row: dict, ref: dict, column: str) -> dict:
     """relative_change(setting, reference) on the same seed, mean ± std over seeds."""
     mine, theirs = row["by_seed"], ref["by_seed"]
-    return _stats(relative_change(mine[s][column], theirs[s][column])
+    return stats(relative_change(mine[s][column], theirs[s][column])
                   for s in mine if s in theirs and theirs[s][column])
 
 
@@ -781,7 +757,7 @@ def plot_k(table: dict, sens: dict, dataset: str, path: str) -> None:
 # ------------------------------------------------------------------ report
 
 def _cell(row: dict, column: str, best: dict, key: str) -> str:
-    return _bold(_pm(row["columns"][column]), key in best.get(column, []))
+    return bold(pm(row["columns"][column]), key in best.get(column, []))
 
 
 def _options_text(options: dict) -> str:
@@ -819,11 +795,11 @@ def render_models(section: dict, exp: dict) -> list:
     for m, row in table.items():
         capped, capped_of = row["at_cap"]
         steps = steps_of[m]
-        out.append(f"| {_bold(m, m == CLAIMED)} | "
+        out.append(f"| {bold(m, m == CLAIMED)} | "
                    + " | ".join(_cell(row, c, best, m) for c in cols)
-                   + f" | {_pm(row['budget'], '.1f')} ({capped} of {capped_of}) "
+                   + f" | {pm(row['budget'], '.1f')} ({capped} of {capped_of}) "
                    f"| {'n/a' if steps is None else f'{steps:,.0f}'} "
-                   f"| {_pm(row['seconds'], '.0f')} | {_pm(row['cpu_seconds'], '.0f')} |")
+                   f"| {pm(row['seconds'], '.0f')} | {pm(row['cpu_seconds'], '.0f')} |")
     out += ["", "Bold: the best mean per column. Sampled metrics rank the positive among it "
             "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
             "not touched before (PROTOCOLS.md A.7-A.8). s per run: the run's own clock "
@@ -848,8 +824,8 @@ def render_models(section: dict, exp: dict) -> list:
             f"{len(claim['baselines'])} plain models ({', '.join(claim['baselines'])}) on "
             f"{wins} of {total} test metrics"
             + (f"; it loses on {', '.join(lost)}." if lost else "."),
-            f"- Sampled HR@10: {CLAIMED} {_pm(table[CLAIMED]['columns'][HEAD])} against "
-            f"the strongest baseline {rival} {_pm(table[rival]['columns'][HEAD])} (gap "
+            f"- Sampled HR@10: {CLAIMED} {pm(table[CLAIMED]['columns'][HEAD])} against "
+            f"the strongest baseline {rival} {pm(table[rival]['columns'][HEAD])} (gap "
             f"{claim['hr10_gap']:+.4f}"
             + (f", {'within' if claim['gap_within_seed_noise'] else 'outside'} the seed std "
                f"{claim['seed_std_hr10']:.4f}" if claim["seed_std_hr10"] is not None else "")
@@ -904,14 +880,14 @@ def render_plugins(section: dict, exp: dict) -> list:
             steps = steps_of[r["method"]]
             out.append(
                 f"| {g['base']} | {r['method']} | {len(row['seeds'])} "
-                f"| {_pm(row['columns'][HEAD])} "
-                f"| {_pm(row['columns'][NDCG])} | {_pm(row['columns']['test/full/HR@10'])} "
+                f"| {pm(row['columns'][HEAD])} "
+                f"| {pm(row['columns'][NDCG])} | {pm(row['columns']['test/full/HR@10'])} "
                 + ("| — | — | — " if rel is None else
-                   f"| {_pct(rel[HEAD])} | {_pct(rel[NDCG])} "
-                   f"| {_pct(rel['test/full/HR@10'])} ")
-                + f"| {_pm(row['columns'][VAL_HEAD])} | {budget} "
+                   f"| {pct(rel[HEAD])} | {pct(rel[NDCG])} "
+                   f"| {pct(rel['test/full/HR@10'])} ")
+                + f"| {pm(row['columns'][VAL_HEAD])} | {budget} "
                 f"| {'n/a' if steps is None else f'{steps:,.0f}'} "
-                f"| {loss} | {_pm(row['seconds'], '.0f')} |")
+                f"| {loss} | {pm(row['seconds'], '.0f')} |")
     out += ["", f"Test budget: the epochs (plain models, at most {options['epochs']}) or "
             f"iterations (meta-learners, at most {options['iterations']}) the test model "
             "trained for, the count whose validation HR@10 was best; \"at cap\": runs whose "
@@ -937,8 +913,8 @@ def render_plugins(section: dict, exp: dict) -> list:
             mine, base = table[p["method"]], table[p["base"]]
             steps, base_steps = steps_of[p["method"]], steps_of[p["base"]]
             capped, capped_of = mine["at_cap"]
-            training = [f"last train loss {_pm(mine['last_loss'], '.3f')} against the base's "
-                        f"{_pm(base['last_loss'], '.3f')}"]
+            training = [f"last train loss {pm(mine['last_loss'], '.3f')} against the base's "
+                        f"{pm(base['last_loss'], '.3f')}"]
             if steps is not None and base_steps:
                 training.insert(0, f"{steps / base_steps:.0%} of the base's gradient steps")
             if capped:
@@ -979,8 +955,8 @@ TRAINING_NOTE = ("Test budget: the iterations the test model trained for, chosen
 def _training_cells(row: dict) -> list:
     """The test budget with its runs at cap, and the last train loss, of a table row."""
     capped, capped_of = row["at_cap"]
-    return [f"{_pm(row['budget'], '.1f')} ({capped} of {capped_of})",
-            _pm(row["last_loss"], ".3f")]
+    return [f"{pm(row['budget'], '.1f')} ({capped} of {capped_of})",
+            pm(row["last_loss"], ".3f")]
 
 
 def _setting_table(table: dict, labels: list, extra: str = "") -> list:
@@ -997,7 +973,7 @@ def _setting_table(table: dict, labels: list, extra: str = "") -> list:
         cells += _training_cells(row)
         if extra:
             cells.append(str(row["time_steps"]))
-        out.append(f"| {label} | " + " | ".join(cells) + f" | {_pm(row['seconds'], '.0f')} |")
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {pm(row['seconds'], '.0f')} |")
     return out
 
 

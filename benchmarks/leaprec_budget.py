@@ -31,7 +31,9 @@ import shlex
 import sys
 
 from benchmarks import machine as machine_info
-from benchmarks.asmg import ROOT, build_once, gpus_seen, portable
+from benchmarks.machine import gpus_seen
+from benchmarks.periods import build_once
+from benchmarks.reports import ROOT, portable
 from benchmarks.tuning import trials_table
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")

@@ -270,8 +270,8 @@ class RecBoleProcess:
 
 def periods_dir(args) -> str:
     """The protocol A periods of MovieLens-100K: --periods, or built once under
-    RUNS_DIR/periods (benchmarks.asmg.build_once, which benchmarks.leaprec uses)."""
-    from benchmarks.asmg import given_or_built
+    RUNS_DIR/periods (benchmarks.periods.build_once, which benchmarks.leaprec uses)."""
+    from benchmarks.periods import given_or_built
     return given_or_built(DATASET, "a", args.periods, os.path.join(ROOT, args.runs_dir))
 
 

@@ -47,6 +47,17 @@ def describe(packages: Sequence[str]) -> dict:
     return info
 
 
+def gpus_seen() -> int:
+    import tensorflow as tf
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def machine_of(sections: dict) -> tuple:
+    """(machine, GPUs TensorFlow saw) of a report's dataset sections."""
+    first = next(iter(sections.values()))
+    return first["machine"], max(sec["gpus_seen_by_tensorflow"] for sec in sections.values())
+
+
 def run_measured(cmd: Sequence[str], cwd: str, log) -> dict:
     """Runs `cmd` (output appended to the open file `log`) and measures it: its exit
     code, wall seconds, the child's own CPU seconds and peak RSS, the load after."""

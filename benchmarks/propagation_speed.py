@@ -188,7 +188,7 @@ def train_window(benchmark: str, args, argv: list) -> tuple:
     under --runs-dir), the interactions of its train window, and the benchmark's timing
     report begun (dataset, periods, batch size, repeats; "models" to fill)."""
     from benchmarks import machine as machine_info
-    from benchmarks.asmg import given_or_built
+    from benchmarks.periods import given_or_built
     from tfmeta.data import interactions as inter
     from tfmeta.data.periods import PeriodDataset
     periods = given_or_built(args.dataset, "a", args.periods,

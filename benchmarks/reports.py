@@ -8,8 +8,26 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
+import sys
 from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+
+
+def portable(value):
+    """The value with this machine's paths made relative to the repository (results
+    are committed; they must not name where this checkout lives)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str):
+        return value.replace(sys.executable, "python").replace(ROOT + os.sep, "")
+    return value
 
 
 def read_json(path: str):
@@ -78,3 +96,37 @@ def code_lines(runs: dict, sources: str, notes: Iterable[str] = ()) -> list:
             *(f"  - `{code}`: {len(names)} runs ({', '.join(names)})"
               for code, names in sorted(versions.items())),
             *(f"  - {note}" for note in notes)]
+
+
+# ------------------------------------------------------------------ table cells
+
+def stats(values) -> dict:
+    """Mean, sample std (None for one value), count and the values, NaN and None left
+    out."""
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not values:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"mean": float(np.mean(values)), "std": std, "n": len(values), "values": values}
+
+
+def pm(summary: dict, fmt: str = ".4f") -> str:
+    """A `stats` summary as "mean ± std"."""
+    if summary["mean"] is None:
+        return "n/a"
+    if summary["std"] is None:
+        return f"{summary['mean']:{fmt}}"
+    return f"{summary['mean']:{fmt}} ± {summary['std']:{fmt}}"
+
+
+def pct(summary: dict) -> str:
+    """A `stats` summary of relative changes as "+m% ± s"."""
+    if summary["mean"] is None:
+        return "n/a"
+    if summary["std"] is None:
+        return f"{100 * summary['mean']:+.2f}%"
+    return f"{100 * summary['mean']:+.2f}% ± {100 * summary['std']:.2f}"
+
+
+def bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text

@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from benchmarks import machine as machine_info
-    from benchmarks.asmg import given_or_built
+    from benchmarks.periods import given_or_built
     parser = argparse.ArgumentParser(prog="python -m benchmarks.small_steps",
                                      description="LeapRec's inner-step batches on small "
                                                  "time steps, now against before.")

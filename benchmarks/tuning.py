@@ -28,7 +28,9 @@ import sys
 import time
 
 from benchmarks import machine as machine_info
-from benchmarks.asmg import ROOT, build_once, gpus_seen, portable
+from benchmarks.machine import gpus_seen
+from benchmarks.periods import build_once
+from benchmarks.reports import ROOT, portable
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 DATASET = "movielens-100k"

@@ -1,0 +1,63 @@
+"""benchmarks/asmg.py end to end on small periods: real `tfmeta train` subprocesses, the
+report, its plot, and a second invocation that reuses the finished runs."""
+import json
+import os
+
+import pytest
+
+from benchmarks import asmg
+
+
+def test_benchmarks_given_periods_and_reuses_finished_runs(small_periods, tmp_path, capsys):
+    runs_dir, results = tmp_path / "runs", tmp_path / "results"
+    argv = ["--periods", small_periods, "--quick", "--budget", "1,1", "--workers", "2",
+            "--runs-dir", str(runs_dir), "--results-dir", str(results)]
+    assert asmg.main(argv) == 0
+
+    label = os.path.basename(os.path.normpath(small_periods))  # a file's build: no name
+    report = json.loads((results / "asmg-quick.json").read_text())
+    section = report["datasets"][label]
+    assert section["periods"]["periods"] == 31 and section["reused"] == 0
+    assert {(r["method"], r["seed"]) for r in section["runs"]} == {
+        ("iu", 0), ("asmg-gru-multi", 0)}
+    for run in section["runs"]:
+        assert 0 < run["metrics"]["test"]["auc"] < 1
+        assert run["process"]["returncode"] == 0 and run["process"]["cpu_seconds"] > 0
+        assert os.path.exists(runs_dir / label / "e1-p1" / run["method"] / "seed-0" /
+                              "benchmark-run.json")
+    assert section["summary"]["methods"] == ["iu", "asmg-gru-multi"]
+    assert section["claim"]["verdict"]
+    markdown = (results / "asmg-quick.md").read_text()
+    assert f"## {label}" in markdown and "asmg-gru-multi" in markdown
+    assert (results / f"asmg-quick-per-period-{label}.png").stat().st_size > 0
+
+    # Again with --resume: both runs are reused, not trained again, and give the same table.
+    assert asmg.main([*argv, "--resume"]) == 0
+    assert "2 runs (2 reused)" in capsys.readouterr().err
+    again = json.loads((results / "asmg-quick.json").read_text())["datasets"][label]
+    assert again["reused"] == 2
+    assert again["summary"] == section["summary"]
+
+
+def test_periods_of_another_protocol_or_unbuilt_are_refused_with_what_to_do(tmp_path):
+    from tfmeta.data.periods import MANIFEST
+    periods = tmp_path / "periods"
+    periods.mkdir()
+    argv = ["--periods", str(periods), "--budget", "1,1", "--runs-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="no manifest.*tfmeta periods build --protocol b"):
+        asmg.main(argv)
+    (periods / MANIFEST).write_text(json.dumps({"protocol": "a", "dataset": "d"}))
+    with pytest.raises(SystemExit, match="protocol a periods.*--protocol b"):
+        asmg.main(argv)
+
+
+def test_periods_and_datasets_together_are_refused(small_periods, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        asmg.main(["--periods", small_periods, "--datasets", "yelp-a",
+                   "--runs-dir", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "--periods replaces --datasets" in capsys.readouterr().err
+
+
+if __name__ == "__main__":  # Bazel's py_test runs the file as a script
+    raise SystemExit(pytest.main([__file__]))
