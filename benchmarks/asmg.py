@@ -53,7 +53,7 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import build_once  # noqa: E402
+from benchmarks.periods import built_or_given, given_name, where_built  # noqa: E402
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 read_json, run_code, stats, update_report)
 from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
@@ -109,37 +109,13 @@ def source_digest() -> str:
 def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> dict:
     """The protocol B periods of a dataset, built once (or `given`, --periods); returns
     path and summary."""
-    if given:
-        out, manifest, built_seconds = os.path.abspath(given), given_manifest(given), None
-    else:
-        out, manifest, built_seconds = build_once(dataset, "b", runs_dir)
-    return {"path": out, "built_seconds": built_seconds,
+    out, manifest, built_seconds = built_or_given(dataset, "b", runs_dir, given)
+    return {"path": out, "built_seconds": built_seconds, "given": bool(given),
             "rows_out": manifest.get("rows_out"),
             "periods": len(manifest.get("periods", [])),
             "rows_per_period": [p.get("rows") for p in manifest.get("periods", [])],
             "positives": sum(p.get("positives") or 0 for p in manifest.get("periods", [])),
             "vocab": manifest.get("vocab", {}).get("sizes")}
-
-
-def given_manifest(periods: str) -> dict:
-    """The manifest of a --periods folder, which must hold finished protocol B periods."""
-    from tfmeta.data.periods import MANIFEST
-    path = os.path.join(periods, MANIFEST)
-    if not os.path.exists(path):
-        raise SystemExit(f"--periods {periods}: no {MANIFEST}; build periods with "
-                         "`tfmeta periods build --protocol b --out DIR` first")
-    manifest = read_json(path)
-    if manifest.get("protocol") != "b":
-        raise SystemExit(f"--periods {periods} holds protocol {manifest.get('protocol')} "
-                         "periods; this benchmark scores protocol B (build with "
-                         "--protocol b)")
-    return manifest
-
-
-def periods_label(periods: str) -> str:
-    """How the report names a --periods folder: its dataset, else the folder's name."""
-    return given_manifest(periods).get("dataset") or os.path.basename(
-        os.path.normpath(periods))
 
 
 @dataclasses.dataclass
@@ -495,7 +471,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
            f"- Date: {section['date']}",
            f"- Command: `{section['command']}` (from the repository root)",
            f"- Periods: {p['periods']} protocol B periods, {p['rows_out']:,} examples "
-           f"({p['positives']:,} positive), built once into `{section['periods_dir']}`.",
+           f"({p['positives']:,} positive), {where_built(p)} `{section['periods_dir']}`.",
            f"- Runs: {len(section['methods'])} methods x seeds {section['seeds']} = "
            f"{len(section['runs'])} runs, {section['workers']} at a time "
            f"({section['reused']} reused from an earlier invocation); each method with its "
@@ -801,7 +777,7 @@ def main(argv=None) -> int:
     available = _available_methods()
     if args.periods and args.datasets:
         parser.error("--periods replaces --datasets: give one of them")
-    datasets = ([periods_label(args.periods)] if args.periods else
+    datasets = ([given_name(args.periods, "b")] if args.periods else
                 list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS)))
     methods = list(args.methods or (QUICK["methods"] if args.quick else available))
     seeds = list(args.seeds if args.seeds is not None

@@ -8,6 +8,7 @@
     python -m benchmarks.leaprec --experiments sensitivity --only leaprec-quarter --resume
                                                                    # some runs of a plan
     python -m benchmarks.leaprec --quick                           # smoke run (minutes)
+    python -m benchmarks.leaprec --periods DIR --experiments models  # periods you built
 
 Experiments (`--experiments`, default all), each over `--seeds` (default 0 1 2; a later
 invocation with other seeds trains those and keeps the report's earlier seeds in the tables):
@@ -26,7 +27,8 @@ invocation with other seeds trains those and keeps the report's earlier seeds in
 
 For each dataset the protocol A periods are built once into RUNS_DIR/periods/<dataset>
 (`pipelines.periods.build_periods`, the dataset's cut and val_months from the registry;
-reused when the manifest exists). Every (option set, seed) is one run of
+reused when the manifest exists), or read from --periods (e.g. `tfmeta periods build
+--input my-log.csv --protocol a`). Every (option set, seed) is one run of
 
     python -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR [OPTIONS]
 
@@ -69,7 +71,7 @@ from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method 
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import build_once  # noqa: E402
+from benchmarks.periods import built_or_given, given_name, where_built  # noqa: E402
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, read_json,  # noqa: E402
                                 run_code, stats, update_report, write_json)
 from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
@@ -239,13 +241,15 @@ def plan(experiments: list, plan_options: dict) -> dict:
     return out
 
 
-def ensure_periods(dataset: str, runs_dir: str) -> dict:
-    """The protocol A periods of a dataset, built once; returns path and summary."""
-    out, manifest, built_seconds = build_once(dataset, "a", runs_dir)
+def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> dict:
+    """The protocol A periods of a dataset, built once (or `given`, --periods); returns
+    path and summary."""
+    out, manifest, built_seconds = built_or_given(dataset, "a", runs_dir, given)
     steps = {}
     for p in manifest.get("periods", []):
         steps.setdefault(p.get("window"), []).append(p.get("label") or p.get("name"))
-    return {"path": out, "built_seconds": built_seconds, "builder": manifest.get("builder"),
+    return {"path": out, "built_seconds": built_seconds, "given": bool(given),
+            "builder": manifest.get("builder"),
             "rows_out": manifest.get("rows_out"), "windows": manifest.get("windows"),
             "window_bounds": manifest.get("window_bounds"), "steps": steps,
             "granularity": manifest.get("granularity"),
@@ -324,8 +328,9 @@ def train(run: Run, periods: str, workers: int, command: str,
 
 def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
     """{field: recorded value} where a run's metrics are not those of `run` on `periods`."""
-    expected = {"protocol": "a", "method": run.method, "seed": run.seed,
-                "dataset": run.dataset}
+    # The periods folder says which data it was: a --periods build of a file has no
+    # registered dataset name.
+    expected = {"protocol": "a", "method": run.method, "seed": run.seed}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
     if os.path.abspath(os.path.join(ROOT, metrics.get("periods") or "")) != \
             os.path.abspath(periods):
@@ -1107,7 +1112,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
            f"validation month(s); {p['rows_out']:,} interactions (train "
            f"{p['windows']['train']:,} in {len(steps.get('train', []))} "
            f"{p.get('granularity')} steps, validation {p['windows']['val']:,}, test "
-           f"{p['windows']['test']:,}); built once into `{p['dir']}`.",
+           f"{p['windows']['test']:,}); {where_built(p)} `{p['dir']}`.",
            f"- Ranking instances: validation {inst.get('val')}, test {inst.get('test')}. "
            f"Excluded test interactions (PROTOCOLS.md A.4): "
            f"{excluded.get('test', {}).get('cold_user')} of cold users, "
@@ -1261,7 +1266,7 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
     `section`: what the report already holds for the dataset. Only the given `seeds` are
     trained; the tables also take in the seeds the report's tables had."""
     section = section or {}
-    periods = ensure_periods(dataset, runs_dir)
+    periods = ensure_periods(dataset, runs_dir, args.periods)
     planned = {}   # experiment -> [(setting, [Run])]
     unique = {}    # run id -> Run
     covered = {name: tabulated_seeds(name, seeds, section.get("experiments", {}).get(name))
@@ -1326,6 +1331,11 @@ def main(argv=None) -> int:
                     "GTL/OTL split, sensitivity, Figures 5 and 7.")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
                         help=f"registered datasets (default: {' '.join(DATASETS)})")
+    parser.add_argument("--periods", default=None, metavar="DIR",
+                        help="protocol A periods already built (`tfmeta periods build "
+                             "--protocol a`), e.g. of your own data, instead of "
+                             "--datasets; the report names them by their dataset, else "
+                             "by the folder's name")
     parser.add_argument("--experiments", nargs="+", default=None, choices=EXPERIMENTS,
                         help=f"experiments to run (default: all: {' '.join(EXPERIMENTS)})")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
@@ -1378,7 +1388,10 @@ def main(argv=None) -> int:
              if getattr(args, name) is not None}
     shared = {**(QUICK["options"] if args.quick else {}), **given,
               "choose_budget": not args.fixed_budget}
-    datasets = list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS))
+    if args.periods and args.datasets:
+        parser.error("--periods replaces --datasets: give one of them")
+    datasets = ([given_name(args.periods, "a")] if args.periods else
+                list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS)))
     seeds = list(args.seeds if args.seeds is not None
                  else (QUICK["seeds"] if args.quick else SEEDS))
     experiments = [e for e in EXPERIMENTS if e in (args.experiments or EXPERIMENTS)]

@@ -1,10 +1,13 @@
 """The period datasets benchmarks read: a registered dataset's build under
-RUNS_DIR/periods, made the first time a benchmark needs it and reused after."""
+RUNS_DIR/periods, made the first time a benchmark needs it and reused after, or periods
+the user built (a benchmark's --periods)."""
 from __future__ import annotations
 
 import os
 import sys
 import time
+
+from typing import Optional
 
 from benchmarks.reports import read_json
 
@@ -38,3 +41,38 @@ def given_or_built(dataset: str, protocol: str, given, runs_dir: str) -> str:
     """The periods folder a benchmark reads: `given` (its --periods) when set, else the
     dataset's build under RUNS_DIR/periods (`build_once`)."""
     return given or build_once(dataset, protocol, runs_dir)[0]
+
+
+def built_or_given(dataset: str, protocol: str, runs_dir: str,
+                   given: Optional[str] = None) -> tuple:
+    """(folder, manifest, build seconds or None): `given` (a benchmark's --periods), which
+    must hold finished periods of `protocol`, else the dataset's `build_once`."""
+    if not given:
+        return build_once(dataset, protocol, runs_dir)
+    return os.path.abspath(given), given_manifest(given, protocol), None
+
+
+def given_manifest(periods: str, protocol: str) -> dict:
+    from tfmeta.data.periods import MANIFEST
+    path = os.path.join(periods, MANIFEST)
+    if not os.path.exists(path):
+        raise SystemExit(f"--periods {periods}: no {MANIFEST}; build periods with "
+                         f"`tfmeta periods build --protocol {protocol} --out DIR` first")
+    manifest = read_json(path)
+    if manifest.get("protocol") != protocol:
+        raise SystemExit(f"--periods {periods} holds protocol {manifest.get('protocol')} "
+                         f"periods; this benchmark scores protocol {protocol.upper()} "
+                         f"(build with --protocol {protocol})")
+    return manifest
+
+
+def given_name(given: str, protocol: str) -> str:
+    """How a report names periods it was given: their dataset, else the folder's name
+    (a build of a file has no registered dataset name)."""
+    return given_manifest(given, protocol).get("dataset") or os.path.basename(
+        os.path.normpath(given))
+
+
+def where_built(summary: dict) -> str:
+    """How a report says where a benchmark's periods came from (`summary["given"]`)."""
+    return "read from --periods" if summary.get("given") else "built once into"

@@ -29,6 +29,7 @@ def test_benchmarks_given_periods_and_reuses_finished_runs(small_periods, tmp_pa
     assert section["claim"]["verdict"]
     markdown = (results / "asmg-quick.md").read_text()
     assert f"## {label}" in markdown and "asmg-gru-multi" in markdown
+    assert "read from --periods" in markdown
     assert (results / f"asmg-quick-per-period-{label}.png").stat().st_size > 0
 
     # Again with --resume: both runs are reused, not trained again, and give the same table.

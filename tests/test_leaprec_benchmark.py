@@ -1,4 +1,7 @@
-"""benchmarks/leaprec.py's report bookkeeping (the benchmark itself runs for hours)."""
+"""benchmarks/leaprec.py: its report bookkeeping, and a short run end to end (the benchmark
+itself runs for hours)."""
+import json
+
 import pytest
 
 from benchmarks import leaprec
@@ -194,7 +197,7 @@ def test_split_summary_names_a_tie_instead_of_picking_one():
 def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
                                                                        monkeypatch):
     runs_dir, periods = tmp_path / "runs", str(tmp_path / "periods")
-    monkeypatch.setattr(leaprec, "ensure_periods", lambda dataset, runs_dir_: {
+    monkeypatch.setattr(leaprec, "ensure_periods", lambda dataset, runs_dir_, given: {
         "path": periods})
     trained = []
 
@@ -203,7 +206,8 @@ def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
         return {"returncode": 1}
     monkeypatch.setattr(leaprec, "train", fake_train)
     args = leaprec.argparse.Namespace(workers=1, report_only=False, only=None,
-                                      source_note=None, quick=False, threads=None)
+                                      source_note=None, quick=False, threads=None,
+                                      periods=None)
     settings = leaprec.plan(["models", "figures"], {"models": ["gcn"]})
     shared = {"choose_budget": True}
     earlier = [leaprec.make_run("d", settings["models"][0], s, shared, str(runs_dir))
@@ -222,6 +226,37 @@ def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
     merged = leaprec.merge_section(section, experiments, done, "d", False, str(tmp_path),
                                    "leaprec")
     assert {"gcn/seed-0", "gcn/seed-1"} <= set(merged["runs"])
+
+
+def test_benchmarks_given_periods_end_to_end_and_reuses_finished_runs(
+        movielens_periods_a, tmp_path, capsys):
+    """Real `tfmeta train` subprocesses on periods the user built (--periods): the models
+    table, the claim, and a second invocation that trains nothing."""
+    results = tmp_path / "results"
+    argv = ["--periods", movielens_periods_a, "--quick", "--experiments", "models",
+            "--methods", "mf", "leaprec+mf", "--workers", "2",
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]
+    assert leaprec.main(argv) == 0
+    report = json.loads((results / "leaprec-quick.json").read_text())
+    section = report["datasets"]["movielens-100k"]   # the manifest's dataset names them
+    assert set(section["runs"]) == {"mf/seed-0", "leaprec+mf/seed-0"}
+    for r in section["runs"].values():
+        assert 0 < r["metrics"]["test"]["sampled"]["HR@10"] <= 1
+        assert r["process"]["returncode"] == 0 and r["process"]["cpu_seconds"] > 0
+    table = section["experiments"]["models"]["table"]
+    assert set(table) == {"mf", "leaprec+mf"}
+    markdown = (results / "leaprec-quick.md").read_text()
+    assert "**Claim: LeapRec beats every baseline.**" in markdown
+    assert "read from --periods" in markdown
+
+    assert leaprec.main([*argv, "--resume"]) == 0
+    assert "2 runs (2 reused)" in capsys.readouterr().err
+
+
+def test_periods_of_another_protocol_are_refused_with_what_to_do(small_periods, tmp_path):
+    with pytest.raises(SystemExit, match="protocol b periods.*--protocol a"):
+        leaprec.main(["--periods", small_periods, "--runs-dir", str(tmp_path),
+                      "--results-dir", str(tmp_path)])
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
