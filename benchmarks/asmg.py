@@ -238,10 +238,10 @@ def summarize(runs: list, methods: list) -> dict:
             "val_auc": stats(x["val"]["auc"] for x in runs_m),
             "val_logloss": stats(x["val"]["logloss"] for x in runs_m),
             "rel_test_auc": stats(relative_change(by[m][s]["test"]["auc"],
-                                                   iu[s]["test"]["auc"]) for s in common),
+                                                  iu[s]["test"]["auc"]) for s in common),
             "rel_test_logloss": stats(relative_change(by[m][s]["test"]["logloss"],
-                                                       iu[s]["test"]["logloss"])
-                                       for s in common),
+                                                      iu[s]["test"]["logloss"])
+                                      for s in common),
             "seconds": stats(x["seconds"] for x in runs_m),
         }
         iu_seconds = stats(iu[s]["seconds"] for s in common)["mean"]
@@ -256,9 +256,9 @@ def summarize(runs: list, methods: list) -> dict:
             "logloss": [stats(p[q]["logloss"] for p in pp if q in p)["mean"] for q in periods],
             # the same seed's IU on the same period, averaged over seeds
             "auc_minus_iu": [stats(_per_period(by[m][s])[q]["auc"]
-                                    - _per_period(iu[s])[q]["auc"]
-                                    for s in common if q in _per_period(by[m][s])
-                                    and q in _per_period(iu[s]))["mean"] for q in periods],
+                                   - _per_period(iu[s])[q]["auc"]
+                                   for s in common if q in _per_period(by[m][s])
+                                   and q in _per_period(iu[s]))["mean"] for q in periods],
         }
 
         update = [float(np.mean([r["update_seconds"] for r in x["per_period"]]))
@@ -450,7 +450,7 @@ def cpu_per_method(runs: list) -> dict:
         out[m] = {"cpu": stats(p["cpu_seconds"] for p in mine),
                   "wall": stats(p["process_seconds"] for p in mine),
                   "cpu_over_wall": stats(p["cpu_seconds"] / p["process_seconds"]
-                                          for p in mine)}
+                                         for p in mine)}
     ref = out.get(REFERENCE, {}).get("cpu", {}).get("mean")
     for m in out:
         out[m]["cpu_over_iu"] = out[m]["cpu"]["mean"] / ref if ref and out[m]["cpu"]["mean"] else None

@@ -442,7 +442,7 @@ def _rel_change(row: dict, ref: dict, column: str) -> dict:
     """relative_change(setting, reference) on the same seed, mean ± std over seeds."""
     mine, theirs = row["by_seed"], ref["by_seed"]
     return stats(relative_change(mine[s][column], theirs[s][column])
-                  for s in mine if s in theirs and theirs[s][column])
+                 for s in mine if s in theirs and theirs[s][column])
 
 
 def _seed_wins(row: dict, ref: dict, column: str) -> list:
