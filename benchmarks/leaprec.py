@@ -1096,6 +1096,25 @@ def _run_row(r: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def remaining_text(section: dict) -> str:
+    """How long a dataset's unfinished runs would take at the pace of the finished seeds
+    of the same settings (their own clocks), for planning the rest of a benchmark."""
+    ids = list(dict.fromkeys(i for e in section["experiments"].values()
+                             for i in e.get("unfinished", [])))
+    pace = {}
+    for r in section["runs"].values():
+        pace.setdefault(r["name"], []).append(r["metrics"]["seconds"])
+    names = [i.rsplit("/seed-", 1)[0] for i in ids]
+    known = [float(np.mean(pace[n])) for n in names if n in pace]
+    unknown = sorted({n for n in names if n not in pace})
+    text = (f"At the pace of their settings' finished seeds, the {len(known)} of {len(ids)} "
+            f"with one would take about {sum(known) / 3600:.1f} h of training (less for one "
+            "already under way: it continues from its last checkpoint)" if known else "")
+    if unknown:
+        text += ("; " if text else "") + f"no seed finished yet of {', '.join(unknown)}"
+    return text + "."
+
+
 def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     p = section["periods"]
     runs = section["runs"]
@@ -1154,7 +1173,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     if unfinished:
         out += ["", "**Runs not finished yet** (missing from the tables; tabulated with "
                 "`--report-only`, `--resume` trains or continues them): "
-                + "; ".join(unfinished) + "."]
+                + "; ".join(unfinished) + ". " + remaining_text(section)]
     out.append("")
     exps = section["experiments"]
     for name, render in (("models", lambda e: render_models(section, e)),

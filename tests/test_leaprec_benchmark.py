@@ -228,6 +228,19 @@ def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
     assert {"gcn/seed-0", "gcn/seed-1"} <= set(merged["runs"])
 
 
+def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds():
+    runs = {r["id"]: r for r in (run("gcn", 0, 0.5), run("gcn", 1, 0.5))}
+    runs["gcn/seed-0"]["metrics"]["seconds"] = 3600.0
+    runs["gcn/seed-1"]["metrics"]["seconds"] = 5400.0
+    section = {"runs": runs, "experiments": {
+        "models": {"unfinished": ["gcn/seed-2", "ngcf/seed-0"]},
+        "plugins": {"unfinished": ["gcn/seed-2"]}}}   # one run, listed twice
+    text = leaprec.remaining_text(section)
+    assert text.startswith("At the pace of their settings' finished seeds, the 1 of 2 "
+                           "with one would take about 1.2 h of training")
+    assert text.endswith("; no seed finished yet of ngcf.")
+
+
 def test_benchmarks_given_periods_end_to_end_and_reuses_finished_runs(
         movielens_periods_a, tmp_path, capsys):
     """Real `tfmeta train` subprocesses on periods the user built (--periods): the models
