@@ -8,7 +8,9 @@
 
 For each dataset the protocol B periods are built once into RUNS_DIR/periods/<dataset>
 (`pipelines.periods.build_periods`; reused when its manifest exists), or read from
---periods (e.g. `tfmeta periods build --input my-log.csv --protocol b`). Then every
+--periods (e.g. `tfmeta periods build --input my-log.csv --protocol b --out DIR`; runs
+and report then go to runs/asmg-periods/ unless --runs-dir / --results-dir say
+otherwise, apart from the project's results). Then every
 (method, seed) pair is one run of
 
     sys.executable -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR
@@ -53,7 +55,8 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import built_or_given, given_name, where_built  # noqa: E402
+from benchmarks.periods import (built_or_given, given_dirs, given_name,  # noqa: E402
+                                where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 read_json, run_code, stats, update_report)
 from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
@@ -746,8 +749,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2,
                         help="runs at a time, each in its own process (default 2)")
     parser.add_argument("--runs-dir", default=None,
-                        help="periods and run folders (default runs/asmg, or runs/asmg-quick "
-                             "with --quick; git-ignored)")
+                        help="periods and run folders (default runs/asmg, runs/asmg-quick "
+                             "with --quick, runs/asmg-periods with --periods; git-ignored)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse runs whose metrics.json exists and continue killed ones")
     parser.add_argument("--quick", action="store_true",
@@ -760,8 +763,9 @@ def main(argv=None) -> int:
     parser.add_argument("--source-note", default=None,
                         help="a sentence for the report when runs used different tfmeta/ "
                              "sources (e.g. what you checked about it)")
-    parser.add_argument("--results-dir", default=RESULTS_DIR,
-                        help="where the .md, .json and .png go (default benchmarks/results)")
+    parser.add_argument("--results-dir", default=None,
+                        help="where the .md, .json and .png go (default benchmarks/results; "
+                             "with --periods runs/asmg-periods/results)")
     args = parser.parse_args(argv)
     fixed_budget = None
     if args.budget or args.quick:
@@ -794,8 +798,11 @@ def main(argv=None) -> int:
     if len(set(seeds)) != len(seeds) or len(set(methods)) != len(methods):
         parser.error("--seeds and --methods must not repeat")
     prefix = "asmg-quick" if args.quick else "asmg"
-    runs_dir = os.path.abspath(args.runs_dir or os.path.join(
-        ROOT, "runs", "asmg-quick" if args.quick else "asmg"))
+    # --periods: the user's data, whose runs and report stay apart from the project's
+    default_runs, default_results = (given_dirs("asmg", ROOT) if args.periods else (
+        os.path.join(ROOT, "runs", "asmg-quick" if args.quick else "asmg"), RESULTS_DIR))
+    runs_dir = os.path.abspath(args.runs_dir or default_runs)
+    args.results_dir = args.results_dir or default_results
 
     existing = [d for d in datasets if os.path.exists(os.path.join(runs_dir, d))]
     if existing and not args.resume:

@@ -28,7 +28,9 @@ invocation with other seeds trains those and keeps the report's earlier seeds in
 For each dataset the protocol A periods are built once into RUNS_DIR/periods/<dataset>
 (`pipelines.periods.build_periods`, the dataset's cut and val_months from the registry;
 reused when the manifest exists), or read from --periods (e.g. `tfmeta periods build
---input my-log.csv --protocol a`). Every (option set, seed) is one run of
+--input my-log.csv --protocol a --cut 2024-01-01 --val-months 1 --out DIR`; runs and
+report then go to runs/leaprec-periods/ unless --runs-dir / --results-dir say otherwise,
+apart from the project's results). Every (option set, seed) is one run of
 
     python -m tfmeta.cli train --periods P --method M --seed S --out RUN_DIR [OPTIONS]
 
@@ -71,7 +73,8 @@ from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method 
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import built_or_given, given_name, where_built  # noqa: E402
+from benchmarks.periods import (built_or_given, given_dirs, given_name,  # noqa: E402
+                                where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, read_json,  # noqa: E402
                                 run_code, stats, update_report, write_json)
 from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
@@ -1108,8 +1111,8 @@ def remaining_text(section: dict) -> str:
     known = [float(np.mean(pace[n])) for n in names if n in pace]
     unknown = sorted({n for n in names if n not in pace})
     text = (f"At the pace of their settings' finished seeds, the {len(known)} of {len(ids)} "
-            f"with one would take about {sum(known) / 3600:.1f} h of training (less for one "
-            "already under way: it continues from its last checkpoint)" if known else "")
+            f"with one would take about {sum(known) / 3600:.1f} h one after the other (less for "
+            "one already under way: it continues from its last checkpoint)" if known else "")
     if unknown:
         text += ("; " if text else "") + f"no seed finished yet of {', '.join(unknown)}"
     return text + "."
@@ -1370,10 +1373,12 @@ def main(argv=None) -> int:
                              "--threads; default: one per core; benchmarks/results/"
                              "threads.md measures it)")
     parser.add_argument("--runs-dir", default=None,
-                        help="periods and run folders (default runs/leaprec, or "
-                             "runs/leaprec-quick with --quick; git-ignored)")
-    parser.add_argument("--results-dir", default=RESULTS_DIR,
-                        help="where the .md, .json and .png go (default benchmarks/results)")
+                        help="periods and run folders (default runs/leaprec, "
+                             "runs/leaprec-quick with --quick, runs/leaprec-periods with "
+                             "--periods; git-ignored)")
+    parser.add_argument("--results-dir", default=None,
+                        help="where the .md, .json and .png go (default benchmarks/results; "
+                             "with --periods runs/leaprec-periods/results)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse runs whose metrics.json exists and continue killed ones")
     parser.add_argument("--report-only", action="store_true",
@@ -1434,8 +1439,11 @@ def main(argv=None) -> int:
         "meta_learning_rates": (QUICK["meta_learning_rates"] if args.quick
                                 else META_LEARNING_RATES)})
     prefix = "leaprec-quick" if args.quick else "leaprec"
-    runs_dir = os.path.abspath(args.runs_dir or os.path.join(
-        ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"))
+    # --periods: the user's data, whose runs and report stay apart from the project's
+    default_runs, default_results = (given_dirs("leaprec", ROOT) if args.periods else (
+        os.path.join(ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"), RESULTS_DIR))
+    runs_dir = os.path.abspath(args.runs_dir or default_runs)
+    args.results_dir = args.results_dir or default_results
     if args.only:
         names = {make_run(d, s, 0, shared, runs_dir).name
                  for d in datasets for rows in settings.values() for s in rows}

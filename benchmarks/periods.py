@@ -43,6 +43,9 @@ def given_or_built(dataset: str, protocol: str, given, runs_dir: str) -> str:
     return given or build_once(dataset, protocol, runs_dir)[0]
 
 
+PROTOCOL_B_PERIODS = 31  # PROTOCOLS.md B: pre-train 1-10, update 11-30, score up to 31
+
+
 def built_or_given(dataset: str, protocol: str, runs_dir: str,
                    given: Optional[str] = None) -> tuple:
     """(folder, manifest, build seconds or None): `given` (a benchmark's --periods), which
@@ -63,14 +66,27 @@ def given_manifest(periods: str, protocol: str) -> dict:
         raise SystemExit(f"--periods {periods} holds protocol {manifest.get('protocol')} "
                          f"periods; this benchmark scores protocol {protocol.upper()} "
                          f"(build with --protocol {protocol})")
+    count = len(manifest.get("periods", []))
+    if protocol == "b" and count < PROTOCOL_B_PERIODS:
+        raise SystemExit(f"--periods {periods} has {count} periods; protocol B scores "
+                         f"periods up to {PROTOCOL_B_PERIODS} (build with --periods "
+                         f"{PROTOCOL_B_PERIODS}, the default)")
     return manifest
 
 
 def given_name(given: str, protocol: str) -> str:
     """How a report names periods it was given: their dataset, else the folder's name
     (a build of a file has no registered dataset name)."""
-    return given_manifest(given, protocol).get("dataset") or os.path.basename(
-        os.path.normpath(given))
+    return (given_manifest(given, protocol).get("dataset")
+            or os.path.basename(os.path.abspath(given)) or "periods")
+
+
+def given_dirs(benchmark: str, root: str) -> tuple:
+    """(runs dir, results dir) of a benchmark run on --periods when the user names
+    neither: beside each other under runs/ (git-ignored), so that a user's data never
+    lands in, or replaces a section of, the committed benchmarks/results reports."""
+    runs_dir = os.path.join(root, "runs", f"{benchmark}-periods")
+    return runs_dir, os.path.join(runs_dir, "results")
 
 
 def where_built(summary: dict) -> str:

@@ -8,10 +8,16 @@ import pytest
 from benchmarks import asmg
 
 
-def test_benchmarks_given_periods_and_reuses_finished_runs(small_periods, tmp_path, capsys):
-    runs_dir, results = tmp_path / "runs", tmp_path / "results"
-    argv = ["--periods", small_periods, "--quick", "--budget", "1,1", "--workers", "2",
-            "--runs-dir", str(runs_dir), "--results-dir", str(results)]
+def test_benchmarks_given_periods_and_reuses_finished_runs(small_periods, tmp_path, capsys,
+                                                           monkeypatch):
+    # The user's periods: runs and report under runs/asmg-periods/ of the repository
+    # (here tmp_path), never in the committed benchmarks/results.
+    given_dirs = asmg.given_dirs
+    monkeypatch.setattr(asmg, "given_dirs", lambda benchmark, root: given_dirs(
+        benchmark, str(tmp_path)))
+    runs_dir = tmp_path / "runs" / "asmg-periods"
+    results = runs_dir / "results"
+    argv = ["--periods", small_periods, "--quick", "--budget", "1,1", "--workers", "2"]
     assert asmg.main(argv) == 0
 
     label = os.path.basename(os.path.normpath(small_periods))  # a file's build: no name
@@ -49,6 +55,9 @@ def test_periods_of_another_protocol_or_unbuilt_are_refused_with_what_to_do(tmp_
         asmg.main(argv)
     (periods / MANIFEST).write_text(json.dumps({"protocol": "a", "dataset": "d"}))
     with pytest.raises(SystemExit, match="protocol a periods.*--protocol b"):
+        asmg.main(argv)
+    (periods / MANIFEST).write_text(json.dumps({"protocol": "b", "periods": [{}] * 20}))
+    with pytest.raises(SystemExit, match="has 20 periods.*--periods 31"):
         asmg.main(argv)
 
 

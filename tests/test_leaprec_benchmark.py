@@ -237,7 +237,7 @@ def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds(
         "plugins": {"unfinished": ["gcn/seed-2"]}}}   # one run, listed twice
     text = leaprec.remaining_text(section)
     assert text.startswith("At the pace of their settings' finished seeds, the 1 of 2 "
-                           "with one would take about 1.2 h of training")
+                           "with one would take about 1.2 h one after the other")
     assert text.endswith("; no seed finished yet of ngcf.")
 
 
