@@ -19,17 +19,17 @@ def run(method: str, seed: int, hr10: float) -> dict:
                         "training": {"test": {"losses": [[0.5]], "time_steps": ["t1"]}}}}
 
 
-def models_record(runs: dict) -> dict:
+def models_record(runs: dict, figures_dir) -> dict:
     settings = [{"label": m, "method": m, "varied": {},
                  "runs": [f"{m}/seed-{s}" for s in (0, 1)]} for m in ("mf", "leaprec")]
     record = {"run_ids": [i for s in settings for i in s["runs"]], "settings": settings}
-    return leaprec.tabulate("models", record, runs, "d", False, "unused", "leaprec")
+    return leaprec.tabulate("models", record, runs, "d", False, str(figures_dir), "leaprec")
 
 
 def test_a_kept_table_follows_the_run_another_experiment_replaced(tmp_path):
     old = {r["id"]: r for r in (run("mf", 0, 0.5), run("mf", 1, 0.5),
                                 run("leaprec", 0, 0.4), run("leaprec", 1, 0.4))}
-    section = {"experiments": {"models": models_record(old)}, "runs": old}
+    section = {"experiments": {"models": models_record(old, tmp_path)}, "runs": old}
     assert section["experiments"]["models"]["table"]["leaprec"]["columns"][
         leaprec.HEAD]["mean"] == pytest.approx(0.4)
 
@@ -50,7 +50,7 @@ def test_a_kept_table_follows_the_run_another_experiment_replaced(tmp_path):
 def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
     runs = {r["id"]: r for r in (run("mf", 0, 0.5), run("mf", 1, 0.5),
                                  run("leaprec", 0, 0.4), run("leaprec", 1, 0.4))}
-    kept = dict(models_record(runs), date="then")
+    kept = dict(models_record(runs, tmp_path), date="then")
     merged = leaprec.merge_section({"experiments": {"models": kept}, "runs": runs}, {}, {},
                                    "d", False, str(tmp_path), "leaprec")
     assert merged["experiments"]["models"] is kept
@@ -88,7 +88,8 @@ def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
     assert "validation chose the last of its" in text
 
 
-def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its_rival():
+def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its_rival(
+        tmp_path):
     runs = {}
     for seed in (0, 1):
         mf, leap = run("mf", seed, 0.5), run("leaprec", seed, 0.4)
@@ -98,7 +99,7 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
                                                "time_steps": ["a", "b"]}
         leap["metrics"]["budget"] = {"curve": [{}] * 2}                    # of 2: at cap
         runs.update({mf["id"]: mf, leap["id"]: leap})
-    record = models_record(runs)
+    record = models_record(runs, tmp_path)
     record.update(seeds=[0, 1], options={"inner_steps": 4, "batch_size": 10})
     text = "\n".join(leaprec.render_models(
         {"periods": {"windows": {"train": 90, "val": 5}}}, record))
@@ -106,6 +107,9 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
     assert "| 2.0 ± 0.0 (2 of 2) | 16 |" in text          # 2 iterations x 2 steps x K 4
     assert ("- Training: leaprec's test models took 53% of mf's gradient steps (16 against "
             "30); validation chose the last of its") in text
+    # ... and the bar chart of every model beside the table
+    assert "![test HR@10 of every model](leaprec-models-d.png)" in text
+    assert (tmp_path / "leaprec-models-d.png").stat().st_size > 0
 
 
 def recorded_run(run_: "leaprec.Run", periods: str, **options) -> dict:
