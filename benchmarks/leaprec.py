@@ -1227,6 +1227,19 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     return out + [""]
 
 
+def coverage(exp: dict) -> str:
+    """How complete an experiment's table is: its rows of the planned settings, which
+    have fewer seeds than the experiment's, and which have none yet."""
+    seeds, table = len(exp["seeds"]), exp["table"]
+    planned = [s["label"] for s in exp["settings"]]
+    short = [f"{m} ({len(table[m]['seeds'])})" for m in planned
+             if m in table and len(table[m]["seeds"]) < seeds]
+    missing = [m for m in planned if m not in table]
+    return "; ".join([f"{len(planned) - len(missing)} of {len(planned)}"]
+                     + ([f"fewer seeds: {', '.join(short)}"] if short else [])
+                     + ([f"none yet: {', '.join(missing)}"] if missing else []))
+
+
 def render_markdown(report: dict, prefix: str) -> str:
     sections = report["datasets"]
     m, gpus = machine_of(sections)
@@ -1243,20 +1256,20 @@ def render_markdown(report: dict, prefix: str) -> str:
         "share: compare ratios; the runs tables give CPU / wall and the load average.",
         "",
         "## Summary", "",
-        "| dataset | seeds (models) | LeapRec beats every baseline | plug-in improves "
-        "every base | Leap beats FOMAML |",
-        "|---|---:|---|---|---|"]
+        "| dataset | seeds (models) | models in the table | LeapRec beats every baseline "
+        "| plug-in improves every base | Leap beats FOMAML |",
+        "|---|---:|---|---|---|---|"]
     for dataset, sec in sections.items():
         exps = sec["experiments"]
         cells = []
         if "models" in exps:
             c = exps["models"]["summary"]["claim"]
-            cells += [str(len(exps["models"]["seeds"])),
+            cells += [str(len(exps["models"]["seeds"])), coverage(exps["models"]),
                       f"**{c['verdict']}**" + (f" ({c['metrics_won'][0]} of "
                                                f"{c['metrics_won'][1]} test metrics)"
                                                if "metrics_won" in c else "")]
         else:
-            cells += ["—", "not run"]
+            cells += ["—", "—", "not run"]
         if "plugins" in exps:
             s = exps["plugins"]["summary"]
             pi, lf = s["plug_in"], s["leap_vs_fomaml"]
@@ -1267,7 +1280,9 @@ def render_markdown(report: dict, prefix: str) -> str:
         out.append(f"| {dataset} | " + " | ".join(cells) + " |")
     out += ["", "Verdicts are computed from the tables below: \"supported\" when the "
             "claim holds for every metric / model compared, \"partly\" for some, \"not "
-            "supported\" for none. With one seed they are a smoke test, not evidence.", ""]
+            "supported\" for none. With one seed they are a smoke test, not evidence; "
+            "while models are missing or short of seeds (\"models in the table\") they "
+            "compare with the models run so far.", ""]
     for dataset, sec in sections.items():
         out += render_dataset(dataset, sec, prefix)
     return "\n".join(out)

@@ -245,6 +245,15 @@ def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds(
     assert text.endswith("; no seed finished yet of ngcf.")
 
 
+def test_summary_says_which_models_are_short_of_seeds_or_missing(tmp_path):
+    runs = {r["id"]: r for r in (run("mf", 0, 0.5), run("mf", 1, 0.5),
+                                 run("leaprec", 0, 0.4))}
+    record = dict(models_record(runs, tmp_path), seeds=[0, 1])
+    record["settings"].append({"label": "gcn", "method": "gcn", "varied": {},
+                               "runs": ["gcn/seed-0", "gcn/seed-1"]})
+    assert leaprec.coverage(record) == "2 of 3; fewer seeds: leaprec (1); none yet: gcn"
+
+
 def test_benchmarks_given_periods_end_to_end_and_reuses_finished_runs(
         movielens_periods_a, tmp_path, capsys):
     """Real `tfmeta train` subprocesses on periods the user built (--periods): the models
