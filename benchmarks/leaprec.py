@@ -1138,12 +1138,13 @@ def remaining_text(section: dict) -> str:
     names = [i.rsplit("/seed-", 1)[0] for i in ids]
     known = [float(np.mean(pace[n])) for n in names if n in pace]
     unknown = sorted({n for n in names if n not in pace})
-    text = (f"At the pace of their settings' finished seeds, the {len(known)} of {len(ids)} "
-            f"with one would take about {sum(known) / 3600:.1f} h one after the other (less for "
-            "one already under way: it continues from its last checkpoint)" if known else "")
+    text = [f"At the pace of their settings' finished seeds, the {len(known)} of {len(ids)} "
+            f"with one would take about {sum(known) / 3600:.1f} h one after the other (less "
+            "for one already under way: it continues from its last checkpoint)."] if known else []
     if unknown:
-        text += ("; " if text else "") + f"no seed finished yet of {', '.join(unknown)}"
-    return text + "."
+        text.append(f"No seed of {', '.join(unknown)} has finished yet to time "
+                    f"{'it' if len(unknown) == 1 else 'them'} by.")
+    return " ".join(text)
 
 
 def render_dataset(dataset: str, section: dict, prefix: str) -> list:
@@ -1220,6 +1221,13 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
         out += [f"{gone} run(s) marked \"folder gone\" were reused by a later invocation "
                 "from this report's record of the finished run: their run folders no longer "
                 "existed then (runs/ is git-ignored).", ""]
+    cpus = {}
+    for r in runs.values():
+        cpu = r["process"].get("cpu_model", "not recorded (runs from before 2026-12-05)")
+        cpus[cpu] = cpus.get(cpu, 0) + 1
+    out += ["CPUs of the runs' last processes (the header names the machine that wrote "
+            "this report; runs of different sessions may have run on different VMs): "
+            + "; ".join(f"{c}: {n}" for c, n in sorted(cpus.items())) + ".", ""]
     out += ["| run | seed | test HR@10 | test full HR@10 | val HR@10 | test budget | run s "
             "| process s | CPU s | CPU / wall | load after | tfmeta/ digest |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

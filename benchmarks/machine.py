@@ -9,7 +9,7 @@ from typing import Sequence
 import tfmeta
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -35,7 +35,7 @@ def describe(packages: Sequence[str]) -> dict:
     except (ValueError, OSError):
         memory = None
     info = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "memory_bytes": memory,

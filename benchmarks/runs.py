@@ -24,11 +24,12 @@ RUN_RECORD = "benchmark-run.json"   # process figures of a run, beside its metri
 
 def launch(run, args: Sequence[str], **fields) -> dict:
     """Runs `python *args` from the repository root, its output appended to the run's
-    train.log; returns its record: the command, `fields`, the load before, the start
-    time and `machine.run_measured`'s figures. The record is also written beside a
+    train.log; returns its record: the command, `fields`, the CPU model, the load before,
+    the start time and `machine.run_measured`'s figures. The record is also written beside a
     finished run's metrics.json (RUN_RECORD)."""
     os.makedirs(run.out, exist_ok=True)
     record = {"command": shlex.join(["python", *args]), **fields,
+              "cpu_model": machine_info.cpu_model(),  # sessions may run on other machines
               "loadavg_before": list(os.getloadavg()),
               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
                   timespec="seconds")}
