@@ -450,10 +450,30 @@ def _new_per_step(kind, first_keys, namer: StepNamer, boundaries) -> dict:
     return stats
 
 
+def stray_words(pipeline_args: Sequence[str]) -> list:
+    """The words of `pipeline_args` that are neither an option nor an option's value:
+    what the shell leaves of an unquoted glob (--input logs/*.csv gives --input
+    logs/a.csv logs/b.csv), which Beam would drop without a word."""
+    stray, value_may_follow = [], False
+    for word in pipeline_args:
+        if word.startswith("-"):
+            value_may_follow = "=" not in word
+        elif value_may_follow:
+            value_may_follow = False
+        else:
+            stray.append(word)
+    return stray
+
+
 def pipeline_options(runner: str, pipeline_args: Optional[Sequence[str]] = None,
                      workers: int = 2):
     """(runner object or name, PipelineOptions) for a runner choice."""
     args = list(pipeline_args or [])
+    stray = stray_words(args)
+    if stray:
+        raise ValueError(f"unexpected argument(s) {' '.join(stray)}: neither an option nor "
+                         "an option's value. If they are input files, the shell expanded a "
+                         "glob: quote it (--input 'logs/*.csv') or give their folder")
     if runner == "in-process":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         return FnApiRunner(), PipelineOptions(args)
@@ -473,13 +493,14 @@ def build_periods(options: BuildOptions, runner: str = "in-process",
     `pipeline_args` (e.g. ['--project=...', '--region=...', '--temp_location=gs://...',
     '--setup_file=./setup.py']).
     """
+    # First: a bad argument fails before any work.
+    beam_runner, beam_options = pipeline_options(runner, pipeline_args, workers)
     build = resolve(options)
     output.check_destination(options.out, options.overwrite)
     manifest.check_headers(build)
     staging = output.new_staging_dir(options.out)
     started = time.time()
     try:
-        beam_runner, beam_options = pipeline_options(runner, pipeline_args, workers)
         with beam.Pipeline(runner=beam_runner, options=beam_options) as pipeline:
             expand(pipeline, build, staging, LOCAL_WRITERS_PER_BUNDLE if runner in RUNNERS
                    else fileio.WriteToFiles.MAX_NUM_WRITERS_PER_BUNDLE)

@@ -42,6 +42,9 @@ def test_periods_build_and_show_from_the_console_script(tmp_path, movielens_100k
     (["--input", "no-such-file.csv", "--protocol", "a"], "no-such-file.csv"),
     (["--input", "movielens-100k", "--protocol", "a", "--granularity", "count",
       "--periods", "0"], "--periods"),
+    # an unquoted glob, expanded by the shell: Beam would drop the other files silently
+    (["--input", "logs/a.csv", "logs/b.csv", "--protocol", "b"],
+     "unexpected argument(s) logs/b.csv"),
 ])
 def test_bad_requests_get_a_clear_message(tmp_path, capsys, args, message):
     assert cli.main(["periods", "build", "--out", str(tmp_path / "x"), *args]) == 2

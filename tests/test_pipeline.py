@@ -287,5 +287,20 @@ def test_adversarial_files_beam_equals_reference(tmp_path_factory, lines, protoc
     assert ref["rows_rejected"] == beam["rows_rejected"]
 
 
+def test_words_no_option_takes_are_stray_and_refused_before_any_work(tmp_path):
+    from pipelines.periods import pipeline_options, stray_words
+    dataflow = ["--project=p", "--region", "us-central1", "--save_main_session",
+                "--temp_location", "gs://b/tmp"]
+    assert stray_words(dataflow) == []
+    assert stray_words(["logs/b.csv", *dataflow, "logs/c.csv"]) == ["logs/b.csv",
+                                                                     "logs/c.csv"]
+    with pytest.raises(ValueError, match="quote it"):
+        pipeline_options("in-process", ["logs/b.csv"])
+    with pytest.raises(ValueError, match="logs/b.csv"):
+        build_periods(BuildOptions(input="movielens-100k", protocol="b",
+                                   out=str(tmp_path / "x")), pipeline_args=["logs/b.csv"])
+    assert not (tmp_path / "x").exists()
+
+
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
     raise SystemExit(pytest.main([__file__]))
