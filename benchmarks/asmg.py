@@ -55,8 +55,8 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import (built_or_given, given_dirs, given_name,  # noqa: E402
-                                where_built)
+from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noqa: E402
+                                given_name, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 read_json, run_code, stats, update_report)
 from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
@@ -161,6 +161,8 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     # registered dataset name.
     expected = {"method": run.method, "seed": run.seed, "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
+    if "periods_digest" in metrics and metrics["periods_digest"] != build_digest(periods):
+        wrong["periods_digest"] = metrics["periods_digest"]  # rebuilt since it ran
     budget = tuple(metrics.get("options", {}).get(k, 1) for k in ("epochs", "pretrain_epochs"))
     if budget != tuple(run.budget):
         wrong["epochs, pretrain_epochs"] = budget

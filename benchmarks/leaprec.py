@@ -73,8 +73,8 @@ from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method 
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import (built_or_given, given_dirs, given_name,  # noqa: E402
-                                where_built)
+from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noqa: E402
+                                given_name, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, read_json,  # noqa: E402
                                 run_code, stats, update_report, write_json)
 from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
@@ -338,6 +338,9 @@ def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
     if os.path.abspath(os.path.join(ROOT, metrics.get("periods") or "")) != \
             os.path.abspath(periods):
         wrong["periods"] = metrics.get("periods")
+    elif "periods_digest" in metrics and metrics["periods_digest"] != \
+            build_digest(periods):
+        wrong["periods_digest"] = metrics["periods_digest"]  # rebuilt since it ran
     differ = options_differ(metrics.get("options") or {}, run.expected_options())
     if differ:
         wrong["options"] = differ

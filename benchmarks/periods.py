@@ -3,6 +3,7 @@ RUNS_DIR/periods, made the first time a benchmark needs it and reused after, or 
 the user built (a benchmark's --periods)."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -87,6 +88,15 @@ def given_dirs(benchmark: str, root: str) -> tuple:
     lands in, or replaces a section of, the committed benchmarks/results reports."""
     runs_dir = os.path.join(root, "runs", f"{benchmark}-periods")
     return runs_dir, os.path.join(runs_dir, "results")
+
+
+@functools.lru_cache(maxsize=None)
+def build_digest(periods: str) -> str:
+    """The digest runs record of the build of `periods` they read (metrics.json
+    `periods_digest`): a run of another build of the same folder is not reused."""
+    from tfmeta.data.periods import MANIFEST
+    from tfmeta.training.rundir import periods_digest
+    return periods_digest(read_json(os.path.join(periods, MANIFEST)))
 
 
 def where_built(summary: dict) -> str:

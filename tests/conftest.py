@@ -137,6 +137,18 @@ def small_periods(tmp_path_factory):
     return out
 
 
+def rebuilt(periods: str, tmp_path) -> str:
+    """A copy of `periods` as a rebuild in place would leave them: the same rows, another
+    manifest (its build time)."""
+    import json
+    import shutil
+    copy = tmp_path / "rebuilt"
+    shutil.copytree(periods, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(dict(manifest, created="2030-01-01")))
+    return str(copy)
+
+
 def strategy_for(periods: str, method: str, seed: int = 0):
     """(model, strategy, source) of a protocol B method on a period dataset, seeded."""
     import tensorflow as tf

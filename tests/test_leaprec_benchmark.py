@@ -140,6 +140,23 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
     assert "folder gone" in leaprec._run_row(kept[gone.id])
 
 
+def test_a_run_of_another_build_of_the_same_periods_folder_is_not_reused(tmp_path):
+    from benchmarks.periods import build_digest
+    from tfmeta.training.rundir import periods_digest
+    periods = tmp_path / "periods"
+    periods.mkdir()
+    (periods / "manifest.json").write_text(json.dumps({"protocol": "a", "created": "t1"}))
+    run_ = leaprec.Run("d", "mf", "mf", 0, {}, str(tmp_path / "mf" / "seed-0"))
+    metrics = recorded_run(run_, str(periods))["metrics"]
+    metrics["periods_digest"] = periods_digest({"protocol": "a", "created": "t1"})
+    build_digest.cache_clear()
+    assert not leaprec._mismatch(run_, metrics, str(periods))
+    (periods / "manifest.json").write_text(json.dumps({"protocol": "a", "created": "t2"}))
+    build_digest.cache_clear()   # a later invocation, after the rebuild
+    assert leaprec._mismatch(run_, metrics, str(periods)) == {
+        "periods_digest": metrics["periods_digest"]}
+
+
 def test_only_trains_the_named_runs_and_rejects_unplanned_names(tmp_path, monkeypatch,
                                                                   capsys):
     runs = [leaprec.Run("d", n, "leaprec", 0, {}, str(tmp_path / n / "seed-0"))

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import rebuilt
 from tfmeta.training import ranking, rundir
 from tfmeta.training.ranking import RankingOptions, train_ranking
 
@@ -115,10 +116,13 @@ def test_resume_equals_an_uninterrupted_run(periods_a, tmp_path, monkeypatch):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
     monkeypatch.undo()
     progress = rundir.read_record(str(tmp_path / "resumed"))  # says which run it is
-    assert {k: progress[k] for k in ("protocol", "dataset", "method", "seed")} == \
-        {k: whole[k] for k in ("protocol", "dataset", "method", "seed")}
+    identity = ("protocol", "dataset", "method", "seed", "periods_digest")
+    assert {k: progress[k] for k in identity} == {k: whole[k] for k in identity}
     with pytest.raises(FileExistsError):
         train_ranking(periods_a, str(tmp_path / "resumed"), options)
+    with pytest.raises(ValueError, match="another build of its periods"):
+        train_ranking(rebuilt(periods_a, tmp_path), str(tmp_path / "resumed"), options,
+                      resume=True)
     other = dataclasses.replace(options, meta_learning_rate=0.1)
     with pytest.raises(ValueError, match="started with other options "
                                          r"\(meta_learning_rate 0.001 -> 0.1\)"):

@@ -51,5 +51,15 @@ def test_a_run_killed_before_code_was_recorded_says_so_when_resumed():
     assert state["code"] == [{"digest": "unrecorded"}, rundir.code_version()]
 
 
+def test_a_run_resumes_only_on_the_build_of_the_periods_it_started_on():
+    build = types.SimpleNamespace(manifest={"protocol": "a", "created": "2026-12-05"})
+    state = rundir.run_identity("a", build, types.SimpleNamespace(method="mf", seed=0))
+    rundir.check_same_periods(state, build, "run")               # the same build
+    rundir.check_same_periods({}, build, "run")                  # from before the digest
+    again = types.SimpleNamespace(manifest=dict(build.manifest, created="2026-12-06"))
+    with pytest.raises(ValueError, match="another build of its periods.*another --out"):
+        rundir.check_same_periods(state, again, "run")
+
+
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
     raise SystemExit(pytest.main([__file__]))

@@ -36,8 +36,8 @@ from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (check_same_options, open_run_dir, read_record,
-                                    record_code, run_identity, write_json)
+from tfmeta.training.rundir import (check_same_options, check_same_periods, open_run_dir,
+                                    read_record, record_code, run_identity, write_json)
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -191,6 +191,7 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
         with open(progress_path) as f:
             state = json.load(f)
         check_same_options(state, options, out)
+        check_same_periods(state, data, out)
     state.update(run_identity("b", data, options))  # also into an older run's progress
     record_code(state)
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))

@@ -38,8 +38,8 @@ from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
 from tfmeta.models.dropout import lacks_draw_counters
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (check_same_options, open_run_dir, record_code,
-                                    run_identity, write_json)
+from tfmeta.training.rundir import (check_same_options, check_same_periods, open_run_dir,
+                                    record_code, run_identity, write_json)
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -376,6 +376,7 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
         with open(progress_path) as f:
             state = json.load(f)
         check_same_options(state, options, out)
+        check_same_periods(state, data, out)
     state.update(run_identity("a", data, options))  # also into an older run's progress
     record_code(state)
     started = time.time() - state["seconds"]

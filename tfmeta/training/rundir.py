@@ -39,7 +39,25 @@ def run_identity(protocol: str, data, options) -> dict:
     """The keys that say which run this is, in progress.json from the start as in
     metrics.json at the end: an export of a run still training says them too."""
     return {"protocol": protocol, "dataset": data.manifest.get("dataset"),
-            "method": options.method, "seed": options.seed}
+            "method": options.method, "seed": options.seed,
+            "periods_digest": periods_digest(data.manifest)}
+
+
+def periods_digest(manifest: dict) -> str:
+    """A short digest of a period dataset's manifest: which build a run read. Periods
+    rebuilt in place (`--overwrite`) get another one under the same path."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_same_periods(state: dict, data, out: str) -> None:
+    """A resumed run must read the build of the periods it started on: its checkpoints
+    were trained on those rows and ids. Runs from before the digest was recorded pass."""
+    started, now = state.get("periods_digest"), periods_digest(data.manifest)
+    if started is not None and started != now:
+        raise ValueError(f"{out} was started on another build of its periods (manifest "
+                         f"digest {started}, now {now}): they were rebuilt since it "
+                         "started. Resume it on the periods it started on, or start a new "
+                         "run with another --out")
 
 
 def write_json(path: str, value) -> None:
