@@ -66,7 +66,8 @@ def test_train_on_protocol_a_periods(build_once, movielens_100k, tmp_path, capsy
     assert metrics["options"]["epochs"] == 20  # protocol A's default, not B's
     assert cli.main(["train", "--periods", periods, "--method", "iu", "--out",
                      str(tmp_path / "bad")]) == 2
-    assert "unknown protocol A method 'iu'" in capsys.readouterr().err
+    assert "unknown protocol A method 'iu'" in (err := capsys.readouterr().err)
+    assert "iu is an incremental CTR method of protocol B" in err
     assert cli.main(["train", "--periods", periods, "--method", "mf", "--out",
                      str(tmp_path / "bad2"), "--model-options", '{"num_layers": 2}']) == 2
     assert "model mf has no option num_layers" in capsys.readouterr().err

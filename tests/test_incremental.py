@@ -37,6 +37,13 @@ def test_metrics_json_has_the_keys_other_tools_read(tmp_path, small_periods, cap
                      "--out", str(out)]) == 2  # refuses to overwrite without --resume
 
 
+def test_a_ranking_method_on_protocol_b_periods_says_which_periods_it_needs(
+        small_periods, tmp_path, capsys):
+    assert cli.main(["train", "--periods", small_periods, "--method", "leaprec",
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "leaprec is a ranking method of protocol A" in capsys.readouterr().err
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path, small_periods, monkeypatch):
     options = IncrementalOptions(method="asmg-gru-multi", seed=1)
     whole = train_incremental(small_periods, str(tmp_path / "whole"), options)

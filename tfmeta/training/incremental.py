@@ -82,7 +82,19 @@ def make_strategy(model, options: IncrementalOptions):
     if method == "sml":
         return sml.SML(model, meta_learning_rate=options.meta_learning_rate,
                        seed=options.seed, **common)
-    raise ValueError(f"unknown method {method!r}; protocol B methods: {', '.join(METHODS)}")
+    raise ValueError(f"unknown method {method!r}; protocol B methods: {', '.join(METHODS)}"
+                     + other_protocol_hint(method))
+
+
+def other_protocol_hint(method: str) -> str:
+    """What to do when `method` is a protocol A (ranking) method: a likely slip."""
+    from tfmeta.training.ranking import parse_method
+    try:
+        parse_method(method)
+    except ValueError:
+        return ""
+    return (f". {method} is a ranking method of protocol A: train it on periods built with "
+            "`tfmeta periods build --protocol a`")
 
 
 METHODS = ("iu", "bu-3", "bu-5", "bu-7", "incctr") + asmg.METHODS + ("spmf", "sml")

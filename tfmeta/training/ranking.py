@@ -85,9 +85,13 @@ def parse_method(method: str) -> tuple:
     else:
         meta, model = None, method
     if model not in MODELS:
+        from tfmeta.training.incremental import METHODS as CTR_METHODS
+        hint = (f". {method} is an incremental CTR method of protocol B: train it on periods "
+                "built with `tfmeta periods build --protocol b`" if method in CTR_METHODS
+                else "")
         raise ValueError(f"unknown protocol A method {method!r}: use one of "
                          f"{', '.join(sorted(MODELS))}, leaprec, leaprec+MODEL or "
-                         "fomaml+MODEL")
+                         "fomaml+MODEL" + hint)
     return meta, model
 
 
