@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import rebuilt
 from tfmeta import cli
 from tfmeta.export import export_run, export_server, publish, versions
 from tfmeta.export.ctr import CtrServer
@@ -363,6 +364,11 @@ def test_export_a_trained_ranking_run_from_the_command_line(periods_a, tmp_path,
                                      history=tf.constant([items[:2]]))
     assert top["item_ids"].shape == (1, 7)
     assert cli.main(["export", "--run", str(tmp_path / "nothing"), "--out", root]) == 2
+    # periods rebuilt since it trained: another build's ids would serve the wrong items
+    assert cli.main(["export", "--run", run, "--out", root,
+                     "--periods", rebuilt(periods_a, tmp_path)]) == 2
+    assert "serve the wrong items" in capsys.readouterr().err
+    assert versions(root) == [1]
 
 
 def test_the_incremental_driver_exports_each_served_model(small_periods, tmp_path):

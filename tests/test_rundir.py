@@ -59,6 +59,8 @@ def test_a_run_resumes_only_on_the_build_of_the_periods_it_started_on():
     again = types.SimpleNamespace(manifest=dict(build.manifest, created="2026-12-06"))
     with pytest.raises(ValueError, match="another build of its periods.*another --out"):
         rundir.check_same_periods(state, again, "run")
+    with pytest.raises(ValueError, match="serve the wrong items"):
+        rundir.check_same_periods(state, again, "run", rundir.EXPORT_ADVICE)
 
 
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script

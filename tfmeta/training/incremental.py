@@ -36,8 +36,9 @@ from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (check_same_options, check_same_periods, open_run_dir,
-                                    read_record, record_code, run_identity, write_json)
+from tfmeta.training.rundir import (EXPORT_ADVICE, check_same_options, check_same_periods,
+                                    open_run_dir, read_record, record_code, run_identity,
+                                    write_json)
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -157,6 +158,7 @@ def load_served(run_dir: str, period: Optional[int] = None,
     period = served_period(run_dir, period)
     options = IncrementalOptions(**record["options"])
     data = PeriodDataset(periods_dir or record["periods"])
+    check_same_periods(record, data, run_dir, EXPORT_ADVICE)
     model = EmbeddingMLP.from_period_dataset(data, embedding_dim=options.embedding_dim)
     tf.train.Checkpoint(model=model).read(
         os.path.join(run_dir, SERVING, f"period-{period:03d}")).expect_partial()

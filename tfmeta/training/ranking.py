@@ -38,8 +38,8 @@ from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
 from tfmeta.models.dropout import lacks_draw_counters
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (check_same_options, check_same_periods, open_run_dir,
-                                    record_code, run_identity, write_json)
+from tfmeta.training.rundir import (EXPORT_ADVICE, check_same_options, check_same_periods,
+                                    open_run_dir, record_code, run_identity, write_json)
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -157,6 +157,7 @@ def load_trained(run_dir: str, periods_dir: Optional[str] = None) -> tuple:
         metrics = json.load(f)
     options = RankingOptions(**metrics["options"])
     data = PeriodDataset(periods_dir or metrics["periods"])
+    check_same_periods(metrics, data, run_dir, EXPORT_ADVICE)
     scorer = leaprec.Scorer(list(build_models(options, data, options.seed).values()))
     checkpoint = tf.train.Checkpoint(models=scorer.models)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "test", "checkpoints"))

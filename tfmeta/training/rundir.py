@@ -49,15 +49,20 @@ def periods_digest(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def check_same_periods(state: dict, data, out: str) -> None:
-    """A resumed run must read the build of the periods it started on: its checkpoints
-    were trained on those rows and ids. Runs from before the digest was recorded pass."""
-    started, now = state.get("periods_digest"), periods_digest(data.manifest)
+RESUME_ADVICE = ("Resume it on the periods it started on, or start a new run with another "
+                 "--out")
+EXPORT_ADVICE = ("Export it with the build it trained on (--periods DIR): with another "
+                 "build's ids its model would serve the wrong items")
+
+
+def check_same_periods(record: dict, data, run_dir: str, advice: str = RESUME_ADVICE) -> None:
+    """A run's checkpoints go with the build of the periods it trained on (their rows and
+    ids): resuming or exporting it with another build is refused. Runs from before the
+    digest was recorded pass."""
+    started, now = record.get("periods_digest"), periods_digest(data.manifest)
     if started is not None and started != now:
-        raise ValueError(f"{out} was started on another build of its periods (manifest "
-                         f"digest {started}, now {now}): they were rebuilt since it "
-                         "started. Resume it on the periods it started on, or start a new "
-                         "run with another --out")
+        raise ValueError(f"{run_dir} was trained on another build of its periods (manifest "
+                         f"digest {started}, these {now}): they were rebuilt since. {advice}")
 
 
 def write_json(path: str, value) -> None:
