@@ -344,7 +344,7 @@ def test_export_a_trained_ranking_run_from_the_command_line(periods_a, tmp_path,
     about = json.loads(open(os.path.join(root, "1", ABOUT_FILE)).read())
     trained = json.loads(open(os.path.join(run, "metrics.json")).read())
     assert about["run_dir"] == os.path.abspath(run) and about["protocol"] == "a"
-    for key in ("method", "seed", "options", "code", "test"):
+    for key in ("method", "seed", "periods_digest", "options", "code", "test"):
         assert about[key] == trained[key]
     loaded = tf.saved_model.load(os.path.join(root, "1"))
     data = PeriodDataset(periods_a)
@@ -404,7 +404,7 @@ def test_the_incremental_driver_exports_each_served_model(small_periods, tmp_pat
     os.remove(tmp_path / "run" / "metrics.json")
     version = export_run(str(tmp_path / "run"), str(tmp_path / "unfinished"))
     about = json.loads(open(os.path.join(version, ABOUT_FILE)).read())
-    for key in ("protocol", "dataset", "method", "seed", "options", "code"):
+    for key in ("protocol", "dataset", "periods_digest", "method", "seed", "options", "code"):
         assert about[key] == finished[key], key
     assert about["period"] == 30 and "test" not in about
 

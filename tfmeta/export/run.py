@@ -31,7 +31,8 @@ SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 ABOUT_FILE = os.path.join("assets.extra", "tfmeta.json")
 # What an export says about its run: the keys of metrics.json (progress.json for a
 # protocol B run still training) that tell which model this is and how it scored.
-ABOUT_KEYS = ("protocol", "dataset", "method", "seed", "options", "code", "val", "test")
+ABOUT_KEYS = ("protocol", "dataset", "periods_digest", "method", "seed", "options", "code",
+              "val", "test")
 
 
 def save_server(server: tf.Module, path: str, about: Optional[dict] = None) -> None:
