@@ -303,6 +303,25 @@ def options_differ(recorded: dict, expected: dict) -> dict:
             if recorded.get(k, defaults.get(k)) != expected.get(k)}
 
 
+def under_way(run: Run) -> Optional[str]:
+    """How far a run that was killed, or is training now, has got (its progress.json):
+    e.g. "val phase, 5 of 10 iterations, 4,544 s"; None when it has not started."""
+    path = os.path.join(run.out, "progress.json")
+    if not os.path.exists(path):
+        return None
+    progress = read_json(path)
+    phases = progress.get("phases") or {}
+    if not phases:
+        return "starting"
+    phase = list(phases)[-1]
+    done = len(phases[phase].get("losses", []))
+    options = _effective(run.options)
+    unit, cap = (("iterations", options["iterations"]) if parse_method(run.method)[0]
+                 else ("epochs", options["epochs"]))
+    of = f" of {cap}" if phase == "val" else ""
+    return f"{phase} phase, {done}{of} {unit}, {progress.get('seconds', 0):,.0f} s"
+
+
 def check_partial(run: Run) -> None:
     """A killed run is continued only with the options it was started with."""
     path = os.path.join(run.out, RUN_OPTIONS)
@@ -1203,7 +1222,9 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
               if e.get("failed")]
     if failed:
         out += ["", "**Failed runs** (missing from the tables): " + "; ".join(failed) + "."]
-    unfinished = [f"{n}: {', '.join(e['unfinished'])}"
+    unfinished = [f"{n}: " + ", ".join(
+                      i + (f" (under way: {e['under_way'][i]})" if i in e.get("under_way", {})
+                           else "") for i in e["unfinished"])
                   for n, e in section["experiments"].items() if e.get("unfinished")]
     if unfinished:
         out += ["", "**Runs not finished yet** (missing from the tables; tabulated with "
@@ -1376,6 +1397,8 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
                   "run_ids": ids, "reused": sum(i in reused for i in ids),
                   "failed": [i for i in ids if i in failed_ids],
                   "unfinished": [i for i in ids if i not in done and i not in failed_ids]}
+        record["under_way"] = {i: u for i in record["unfinished"]
+                               if (u := under_way(unique[i])) is not None}
         experiments[name] = tabulate(name, record, done, dataset, args.quick, figures_dir,
                                      prefix)
     periods = dict(periods, dir=_rel(periods.pop("path")))

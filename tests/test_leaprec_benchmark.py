@@ -1,6 +1,7 @@
 """benchmarks/leaprec.py: its report bookkeeping, and a short run end to end (the benchmark
 itself runs for hours)."""
 import json
+import os
 
 import pytest
 
@@ -260,6 +261,19 @@ def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds(
     assert text.startswith("At the pace of their settings' finished seeds, the 1 of 2 "
                            "with one would take about 1.2 h one after the other")
     assert text.endswith("checkpoint). No seed of ngcf has finished yet to time it by.")
+
+
+def test_a_run_under_way_says_how_far_it_has_got(tmp_path):
+    leap = leaprec.Run("d", "leaprec", "leaprec", 2, {"iterations": 8},
+                       str(tmp_path / "leaprec" / "seed-2"))
+    assert leaprec.under_way(leap) is None                    # not started
+    os.makedirs(leap.out)
+    progress = {"seconds": 4543.8, "phases": {"val": {"losses": [[0.5]] * 5}}}
+    (tmp_path / "leaprec" / "seed-2" / "progress.json").write_text(json.dumps(progress))
+    assert leaprec.under_way(leap) == "val phase, 5 of 8 iterations, 4,544 s"
+    progress["phases"]["test"] = {"losses": [0.4] * 3}
+    (tmp_path / "leaprec" / "seed-2" / "progress.json").write_text(json.dumps(progress))
+    assert leaprec.under_way(leap) == "test phase, 3 iterations, 4,544 s"
 
 
 def test_summary_says_which_models_are_short_of_seeds_or_missing(tmp_path):
