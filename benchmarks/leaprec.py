@@ -303,23 +303,28 @@ def options_differ(recorded: dict, expected: dict) -> dict:
             if recorded.get(k, defaults.get(k)) != expected.get(k)}
 
 
-def under_way(run: Run) -> Optional[str]:
+def under_way(run: Run) -> Optional[dict]:
     """How far a run that was killed, or is training now, has got (its progress.json):
-    e.g. "val phase, 5 of 10 iterations, 4,544 s"; None when it has not started."""
+    its phase, the epochs / iterations done (of the cap, in the val phase) and its
+    seconds so far; None when it has not started."""
     path = os.path.join(run.out, "progress.json")
     if not os.path.exists(path):
         return None
     progress = read_json(path)
     phases = progress.get("phases") or {}
-    if not phases:
-        return "starting"
-    phase = list(phases)[-1]
-    done = len(phases[phase].get("losses", []))
+    phase = list(phases)[-1] if phases else "val"
     options = _effective(run.options)
     unit, cap = (("iterations", options["iterations"]) if parse_method(run.method)[0]
                  else ("epochs", options["epochs"]))
-    of = f" of {cap}" if phase == "val" else ""
-    return f"{phase} phase, {done}{of} {unit}, {progress.get('seconds', 0):,.0f} s"
+    return {"phase": phase, "done": len(phases.get(phase, {}).get("losses", [])),
+            "cap": cap if phase == "val" else None, "unit": unit,
+            "seconds": float(progress.get("seconds", 0))}
+
+
+def under_way_text(u: dict) -> str:
+    """e.g. "val phase, 5 of 10 iterations, 4,544 s"."""
+    of = f" of {u['cap']}" if u["cap"] else ""
+    return f"{u['phase']} phase, {u['done']}{of} {u['unit']}, {u['seconds']:,.0f} s"
 
 
 def check_partial(run: Run) -> None:
@@ -1154,15 +1159,18 @@ def remaining_text(section: dict) -> str:
     of the same settings (their own clocks), for planning the rest of a benchmark."""
     ids = list(dict.fromkeys(i for e in section["experiments"].values()
                              for i in e.get("unfinished", [])))
+    spent = {i: u["seconds"] for e in section["experiments"].values()
+             for i, u in e.get("under_way", {}).items()}
     pace = {}
     for r in section["runs"].values():
         pace.setdefault(r["name"], []).append(r["metrics"]["seconds"])
-    names = [i.rsplit("/seed-", 1)[0] for i in ids]
-    known = [float(np.mean(pace[n])) for n in names if n in pace]
-    unknown = sorted({n for n in names if n not in pace})
+    names = {i: i.rsplit("/seed-", 1)[0] for i in ids}
+    known = [max(0.0, float(np.mean(pace[n])) - spent.get(i, 0.0))
+             for i, n in names.items() if n in pace]
+    unknown = sorted({n for n in names.values() if n not in pace})
     text = [f"At the pace of their settings' finished seeds, the {len(known)} of {len(ids)} "
-            f"with one would take about {sum(known) / 3600:.1f} h one after the other (less "
-            "for one already under way: it continues from its last checkpoint)."] if known else []
+            f"with one would take about {sum(known) / 3600:.1f} h more one after the other "
+            "(a run under way less the seconds it has had)."] if known else []
     if unknown:
         text.append(f"No seed of {', '.join(unknown)} has finished yet to time "
                     f"{'it' if len(unknown) == 1 else 'them'} by.")
@@ -1223,8 +1231,8 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     if failed:
         out += ["", "**Failed runs** (missing from the tables): " + "; ".join(failed) + "."]
     unfinished = [f"{n}: " + ", ".join(
-                      i + (f" (under way: {e['under_way'][i]})" if i in e.get("under_way", {})
-                           else "") for i in e["unfinished"])
+                      i + (f" (under way: {under_way_text(e['under_way'][i])})"
+                           if i in e.get("under_way", {}) else "") for i in e["unfinished"])
                   for n, e in section["experiments"].items() if e.get("unfinished")]
     if unfinished:
         out += ["", "**Runs not finished yet** (missing from the tables; tabulated with "

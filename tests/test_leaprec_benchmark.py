@@ -255,12 +255,13 @@ def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds(
     runs["gcn/seed-0"]["metrics"]["seconds"] = 3600.0
     runs["gcn/seed-1"]["metrics"]["seconds"] = 5400.0
     section = {"runs": runs, "experiments": {
-        "models": {"unfinished": ["gcn/seed-2", "ngcf/seed-0"]},
+        "models": {"unfinished": ["gcn/seed-2", "ngcf/seed-0"],
+                   "under_way": {"gcn/seed-2": {"seconds": 1800.0}}},   # half an hour in
         "plugins": {"unfinished": ["gcn/seed-2"]}}}   # one run, listed twice
     text = leaprec.remaining_text(section)
     assert text.startswith("At the pace of their settings' finished seeds, the 1 of 2 "
-                           "with one would take about 1.2 h one after the other")
-    assert text.endswith("checkpoint). No seed of ngcf has finished yet to time it by.")
+                           "with one would take about 0.8 h more one after the other")
+    assert text.endswith("it has had). No seed of ngcf has finished yet to time it by.")
 
 
 def test_a_run_under_way_says_how_far_it_has_got(tmp_path):
@@ -270,10 +271,12 @@ def test_a_run_under_way_says_how_far_it_has_got(tmp_path):
     os.makedirs(leap.out)
     progress = {"seconds": 4543.8, "phases": {"val": {"losses": [[0.5]] * 5}}}
     (tmp_path / "leaprec" / "seed-2" / "progress.json").write_text(json.dumps(progress))
-    assert leaprec.under_way(leap) == "val phase, 5 of 8 iterations, 4,544 s"
+    assert leaprec.under_way_text(leaprec.under_way(leap)) == \
+        "val phase, 5 of 8 iterations, 4,544 s"
     progress["phases"]["test"] = {"losses": [0.4] * 3}
     (tmp_path / "leaprec" / "seed-2" / "progress.json").write_text(json.dumps(progress))
-    assert leaprec.under_way(leap) == "test phase, 3 iterations, 4,544 s"
+    assert leaprec.under_way_text(leaprec.under_way(leap)) == \
+        "test phase, 3 iterations, 4,544 s"
 
 
 def test_summary_says_which_models_are_short_of_seeds_or_missing(tmp_path):
