@@ -1255,7 +1255,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
                 "existed then (runs/ is git-ignored).", ""]
     cpus = {}
     for r in runs.values():
-        cpu = r["process"].get("cpu_model", "not recorded (runs from before 2026-12-05)")
+        cpu = r["process"].get("cpu_model", "not recorded (started before benchmarks recorded it)")
         cpus[cpu] = cpus.get(cpu, 0) + 1
     out += ["CPUs of the runs' last processes (the header names the machine that wrote "
             "this report; runs of different sessions may have run on different VMs): "
