@@ -59,7 +59,7 @@ from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noq
                                 given_name, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 read_json, run_code, stats, update_report)
-from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
+from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
 SEEDS = (0, 1, 2)
@@ -170,7 +170,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.name} on {periods}: "
                          f"{wrong}; remove the run folder or choose another --runs-dir")
     if record is None:
-        record = recorded(run)
+        record = run_record(run)
     return portable({"dataset": run.dataset, "method": run.method, "seed": run.seed,
                      "run_dir": os.path.relpath(run.out, ROOT), "process": record,
                      "metrics": metrics})

@@ -77,7 +77,7 @@ from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noq
                                 given_name, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, read_json,  # noqa: E402
                                 run_code, stats, update_report, write_json)
-from benchmarks.runs import launch, recorded, run_pool  # noqa: E402
+from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
 DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
 SEEDS = (0, 1, 2)
@@ -379,7 +379,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
                          f"{wrong}; remove the run folder or choose another --runs-dir")
     metrics = dict(metrics, periods=_rel(metrics["periods"]))
     if record is None:
-        record = recorded(run)
+        record = run_record(run)
     return {"id": run.id, "name": run.name, "method": run.method, "seed": run.seed,
             "options": run.options, "run_dir": _rel(run.out), "process": record,
             "metrics": metrics}

@@ -38,12 +38,6 @@ def build_once(dataset: str, protocol: str, runs_dir: str) -> tuple:
     return out, manifest, built_seconds
 
 
-def given_or_built(dataset: str, protocol: str, given, runs_dir: str) -> str:
-    """The periods folder a benchmark reads: `given` (its --periods) when set, else the
-    dataset's build under RUNS_DIR/periods (`build_once`)."""
-    return given or build_once(dataset, protocol, runs_dir)[0]
-
-
 PROTOCOL_B_PERIODS = 31  # PROTOCOLS.md B: pre-train 1-10, update 11-30, score up to 31
 
 
@@ -54,6 +48,11 @@ def built_or_given(dataset: str, protocol: str, runs_dir: str,
     if not given:
         return build_once(dataset, protocol, runs_dir)
     return os.path.abspath(given), given_manifest(given, protocol), None
+
+
+def given_or_built(dataset: str, protocol: str, given, runs_dir: str) -> str:
+    """The periods folder a benchmark reads (`built_or_given`'s folder)."""
+    return built_or_given(dataset, protocol, runs_dir, given)[0]
 
 
 def given_manifest(periods: str, protocol: str) -> dict:

@@ -46,7 +46,7 @@ def finished(run, record: dict) -> bool:
     return record["returncode"] == 0 and os.path.exists(run.metrics_path)
 
 
-def recorded(run) -> dict:
+def run_record(run) -> dict:
     """The RUN_RECORD of a finished run ({} for runs from before benchmarks kept one)."""
     path = os.path.join(run.out, RUN_RECORD)
     return read_json(path) if os.path.exists(path) else {}
