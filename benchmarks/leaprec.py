@@ -251,9 +251,14 @@ def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> 
     steps = {}
     for p in manifest.get("periods", []):
         steps.setdefault(p.get("window"), []).append(p.get("label") or p.get("name"))
+    # The interactions of each of the test models' time steps at the build's own
+    # granularity: how many examples a meta-learner's minibatches draw (passes_over_data).
+    step_rows = {p["name"]: p["rows"] for p in manifest.get("periods", [])
+                 if p.get("window") in ("train", "val") and "rows" in p}
     return {"path": out, "built_seconds": built_seconds, "given": bool(given),
             "builder": manifest.get("builder"),
             "rows_out": manifest.get("rows_out"), "windows": manifest.get("windows"),
+            "step_rows": step_rows or None,
             "window_bounds": manifest.get("window_bounds"), "steps": steps,
             "granularity": manifest.get("granularity"),
             "instances": manifest.get("instances"), "excluded": manifest.get("excluded"),
@@ -846,18 +851,22 @@ def render_models(section: dict, exp: dict) -> list:
     best, claim = s["best"], s["claim"]
     options, examples = _effective(exp["options"]), _test_examples(section)
     steps_of = {m: gradient_steps(row, m, options, examples) for m, row in table.items()}
+    step_rows = section["periods"].get("step_rows")
+    passes_of = {m: passes_over_data(row, m, options, step_rows, examples)
+                 for m, row in table.items()}
     cols = TEST_COLUMNS + (VAL_HEAD,)
     out = [f"### 1. Models: test window, mean ± std over {len(exp['seeds'])} seed(s)", "",
            "| method | " + " | ".join(SAMPLED) + " | full HR@10 | full NDCG@10 | full MRR "
-           "| val HR@10 | test budget (at cap) | gradient steps | s per run | CPU s per run |",
-           "|---|" + "---:|" * (len(cols) + 4)]
+           "| val HR@10 | test budget (at cap) | gradient steps | passes over the data "
+           "| last train loss | s per run | CPU s per run |",
+           "|---|" + "---:|" * (len(cols) + 6)]
     for m, row in table.items():
-        capped, capped_of = row["at_cap"]
-        steps = steps_of[m]
+        budget, loss = _training_cells(row)
+        steps, passes = steps_of[m], passes_of[m]
         out.append(f"| {bold(m, m == CLAIMED)} | "
                    + " | ".join(_cell(row, c, best, m) for c in cols)
-                   + f" | {pm(row['budget'], '.1f')} ({capped} of {capped_of}) "
-                   f"| {'n/a' if steps is None else f'{steps:,.0f}'} "
+                   + f" | {budget} | {'n/a' if steps is None else f'{steps:,.0f}'} "
+                   f"| {'n/a' if passes is None else f'{passes:.1f}'} | {loss} "
                    f"| {pm(row['seconds'], '.0f')} | {pm(row['cpu_seconds'], '.0f')} |")
     out += ["", "Bold: the best mean per column. Sampled metrics rank the positive among it "
             "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
@@ -871,7 +880,14 @@ def render_models(section: dict, exp: dict) -> list:
             "rising. Gradient steps: of the test model, "
             f"{options['inner_steps']} (K) per time step and iteration for a meta-learner, "
             f"one per minibatch of {options['batch_size']} of the {examples:,} train + "
-            "validation interactions and epoch for a plain model.", ""]
+            "validation interactions and epoch for a plain model. Passes over the data: "
+            "the examples those steps drew per train + validation interaction (an epoch is "
+            f"one; a meta-learner draws {options['inner_steps']} minibatches of at most "
+            f"{options['batch_size']} per time step and iteration"
+            + (f"; the test models' {_step_size_text(step_rows)})" if step_rows else ")")
+            + ". Last train loss: the BPR loss of the test model's last epoch / iteration "
+            "(mean over time steps); a meta-learner's scores are the sum of its GTL and OTL "
+            "models'.", ""]
     if exp.get("png"):
         out += [f"![test HR@10 of every model]({exp['png']})", "",
                 f"Red: {CLAIMED}; orange: the {DEFAULT_MODEL} model it trains, trained "
@@ -903,8 +919,14 @@ def render_models(section: dict, exp: dict) -> list:
     mine, theirs = steps_of[CLAIMED], steps_of[rival]
     if mine is not None and theirs:
         capped, capped_of = table[CLAIMED]["at_cap"]
+        passes = (passes_of[CLAIMED], passes_of[rival])
         out.append(f"- Training: {CLAIMED}'s test models took {mine / theirs:.0%} of "
                    f"{rival}'s gradient steps ({mine:,.0f} against {theirs:,.0f})"
+                   + (f", which drew {passes[0]:.1f} examples per train + validation "
+                      f"interaction against {rival}'s {passes[1]:.1f}"
+                      if None not in passes else "")
+                   + f"; they ended at a train loss of {pm(table[CLAIMED]['last_loss'], '.3f')}"
+                   f" against {pm(table[rival]['last_loss'], '.3f')}"
                    + (f"; validation chose the last of its {options['iterations']} "
                       f"iterations on {capped} of {capped_of} seeds" if capped else "")
                    + ".")
@@ -921,6 +943,25 @@ def gradient_steps(row: dict, method: str, options: dict, examples: int) -> Opti
     per_unit = (row["time_steps"] * options["inner_steps"] if parse_method(method)[0]
                 else math.ceil(examples / options["batch_size"]))
     return row["budget"]["mean"] * per_unit
+
+
+def passes_over_data(row: dict, method: str, options: dict, step_rows: Optional[dict],
+                     examples: int) -> Optional[float]:
+    """Mean passes of a row's test models over the train + validation interactions: the
+    examples their gradient steps drew, per interaction. A plain model's epoch is one
+    pass; a meta-learner draws K minibatches of min(batch, the step's interactions) per
+    time step and iteration, however many interactions the step has, so it may see a
+    big step's interactions in part and a small step's many times over. None when the
+    time steps' sizes are unknown (another granularity than the build's)."""
+    if row["budget"]["mean"] is None:
+        return None
+    if not parse_method(method)[0]:
+        return row["budget"]["mean"]
+    if options["granularity"] is not None or not step_rows:
+        return None
+    drawn = options["inner_steps"] * sum(min(options["batch_size"], n)
+                                         for n in step_rows.values())
+    return row["budget"]["mean"] * drawn / examples
 
 
 def render_plugins(section: dict, exp: dict) -> list:
@@ -1013,6 +1054,13 @@ TRAINING_NOTE = ("Test budget: the iterations the test model trained for, chosen
                  "validation; \"at cap\": runs where validation chose the val phase's last "
                  "one. Last train loss: the test model's BPR loss in its last iteration "
                  "(mean over time steps).")
+
+
+def _step_size_text(step_rows: dict) -> str:
+    """How many time steps there are and how many interactions they hold."""
+    sizes = sorted(step_rows.values())
+    return (f"{len(sizes)} time steps hold {sizes[0]:,} to {sizes[-1]:,} interactions, "
+            f"median {np.median(sizes):,.0f}")
 
 
 def _training_cells(row: dict) -> list:

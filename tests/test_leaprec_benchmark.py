@@ -102,15 +102,35 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
         runs.update({mf["id"]: mf, leap["id"]: leap})
     record = models_record(runs, tmp_path)
     record.update(seeds=[0, 1], options={"inner_steps": 4, "batch_size": 10})
+    # time step a holds 90 interactions (K 4 minibatches of 10 draw 40), b 5 (4 x 5 = 20)
     text = "\n".join(leaprec.render_models(
-        {"periods": {"windows": {"train": 90, "val": 5}}}, record))
-    assert "| 3.0 ± 0.0 (0 of 2) | 30 |" in text          # 3 epochs x ceil(95 / 10)
-    assert "| 2.0 ± 0.0 (2 of 2) | 16 |" in text          # 2 iterations x 2 steps x K 4
+        {"periods": {"windows": {"train": 90, "val": 5}, "step_rows": {"a": 90, "b": 5}}},
+        record))
+    # 3 epochs x ceil(95 / 10) steps, 3 passes; last loss 0.4
+    assert "| 3.0 ± 0.0 (0 of 2) | 30 | 3.0 | 0.400 ± 0.000 |" in text
+    # 2 iterations x 2 steps x K 4; 2 x 60 / 95 passes; last loss mean(0.7, 0.6)
+    assert "| 2.0 ± 0.0 (2 of 2) | 16 | 1.3 | 0.650 ± 0.000 |" in text
     assert ("- Training: leaprec's test models took 53% of mf's gradient steps (16 against "
-            "30); validation chose the last of its") in text
+            "30), which drew 1.3 examples per train + validation interaction against mf's "
+            "3.0; they ended at a train loss of 0.650 ± 0.000 against 0.400 ± 0.000; "
+            "validation chose the last of its") in text
+    assert "2 time steps hold 5 to 90 interactions, median 48" in text
     # ... and the bar chart of every model beside the table
     assert "![test HR@10 of every model](leaprec-models-d.png)" in text
     assert (tmp_path / "leaprec-models-d.png").stat().st_size > 0
+
+
+def test_passes_over_the_data_count_what_a_meta_learners_minibatches_draw():
+    options = leaprec._effective({"inner_steps": 10, "batch_size": 100})
+    row = {"budget": {"mean": 2.0}}
+    sizes = {"big": 2000, "small": 40}  # K x 100 of 2,000; K x all 40 (a full-batch step)
+    assert leaprec.passes_over_data(row, "leaprec", options, sizes, 2040) == pytest.approx(
+        2 * (1000 + 400) / 2040)
+    assert leaprec.passes_over_data(row, "mf", options, sizes, 2040) == 2.0  # an epoch each
+    # the sizes are the build's time steps: unknown under another granularity, or unrecorded
+    weekly = leaprec._effective({"granularity": "week"})
+    assert leaprec.passes_over_data(row, "leaprec", weekly, sizes, 2040) is None
+    assert leaprec.passes_over_data(row, "leaprec", options, None, 2040) is None
 
 
 def recorded_run(run_: "leaprec.Run", periods: str, **options) -> dict:
