@@ -135,14 +135,16 @@ def render(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.threads",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="times each setting runs, interleaved (default 1)")
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=None,
                         help=f"default: {' '.join(WORKLOADS)}")
     parser.add_argument("--periods", default=None,
                         help=f"protocol A periods (default: {DATASET}'s, built once under "
                              f"{RUNS_DIR}/periods as benchmarks.leaprec does)")
     parser.add_argument("--quick", action="store_true", help="smoke run: BPR-MF, 1 epoch")
-    parser.add_argument("--results-dir", default=RESULTS_DIR)
+    parser.add_argument("--results-dir", default=RESULTS_DIR,
+                        help="where the .md and .json go (default benchmarks/results)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     started = time.perf_counter()
