@@ -458,8 +458,24 @@ def figures_row(results: list) -> dict:
             "last_loss": stats(last_loss(m) for m in ms),
             "cpu_seconds": stats(p["cpu_seconds"] for p in processes),
             "time_steps": len(ms[0]["training"]["test"]["time_steps"]) if ms else None,
+            "val_curve": val_curve(ms),
             "by_seed": {r["seed"]: {c: _get(r["metrics"], c) for c in columns}
                         for r in results}}
+
+
+def val_curve(ms: list) -> Optional[list]:
+    """Validation HR@10 after each epoch / iteration of the val phase, mean over the runs
+    (over the units every run has); None without `--choose-budget` curves."""
+    curves = [[p["HR@10"] for p in m["budget"]["curve"]] for m in ms if "budget" in m]
+    if not curves or len(curves) < len(ms):
+        return None
+    n = min(len(c) for c in curves)
+    return np.mean([c[:n] for c in curves], axis=0).tolist()
+
+
+def still_rising(curve: Optional[list], last: int = 3) -> Optional[float]:
+    """How much a validation curve rose over its last `last` units (None: too short)."""
+    return curve[-1] - curve[-1 - last] if curve and len(curve) > last else None
 
 
 def best_per_column(table: dict, columns) -> dict:
@@ -526,6 +542,13 @@ def summarize_models(table: dict) -> dict:
         "order_sampled_hr10": order(HEAD), "order_full_hr10": order("test/full/HR@10"),
         "seeds": len(mine["seeds"]),
     }
+    if DEFAULT_MODEL in table and rival != DEFAULT_MODEL:
+        # LeapRec trains DEFAULT_MODEL: how much of the gap is that model (trained
+        # plainly, it is below the rival too), how much LeapRec's training of it
+        own = _mean(table[DEFAULT_MODEL], HEAD)
+        claim["gap_split"] = {"model": DEFAULT_MODEL,
+                              "model_gap": own - _mean(table[rival], HEAD),
+                              "training_gap": _mean(mine, HEAD) - own}
     return {"best": best, "claim": claim}
 
 
@@ -795,6 +818,31 @@ def plot_models(table: dict, dataset: str, path: str) -> None:
     plt.close(fig)
 
 
+def plot_curves(table: dict, dataset: str, path: str) -> None:
+    """Each model's validation HR@10 after every epoch / iteration of its val phase, mean
+    over seeds: did the budget cap stop a curve that was still rising?"""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for m in sorted(table, key=lambda m: -_mean(table[m], HEAD)):
+        curve = table[m].get("val_curve")
+        if not curve:
+            continue
+        style = {CLAIMED: dict(color="tab:red", lw=2.5, marker="o"),
+                 DEFAULT_MODEL: dict(color="tab:orange", lw=2, marker="s")}.get(
+            m, dict(lw=1.2, alpha=0.8))
+        unit = "iterations" if parse_method(m)[0] else "epochs"
+        ax.plot(range(1, len(curve) + 1), curve, label=f"{m} ({len(curve)} {unit})",
+                markersize=4, **style)
+    ax.set_xlabel("epoch (plain models) / iteration (meta-learners) of the val phase")
+    ax.set_ylabel("validation HR@10 (sampled)")
+    ax.set_title(f"{dataset}: validation HR@10 while training (mean over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_k(table: dict, sens: dict, dataset: str, path: str) -> None:
     plt = _pyplot()
     k = sens["k"]
@@ -892,6 +940,11 @@ def render_models(section: dict, exp: dict) -> list:
         out += [f"![test HR@10 of every model]({exp['png']})", "",
                 f"Red: {CLAIMED}; orange: the {DEFAULT_MODEL} model it trains, trained "
                 "plainly.", ""]
+    if exp.get("curves_png"):
+        out += [f"![validation HR@10 while training]({exp['curves_png']})", "",
+                "Validation HR@10 after each epoch / iteration of the val phase (the curve "
+                "`--choose-budget` picks the test budget from), mean over seeds: a curve "
+                "still rising at its last point was stopped by the budget cap.", ""]
     out += ["**Claim: LeapRec beats every baseline.**", ""]
     if claim["verdict"] == "not evaluated":
         return out + [f"Not evaluated: {claim['why']}.", ""]
@@ -930,6 +983,20 @@ def render_models(section: dict, exp: dict) -> list:
                    + (f"; validation chose the last of its {options['iterations']} "
                       f"iterations on {capped} of {capped_of} seeds" if capped else "")
                    + ".")
+    rises = {m: still_rising(table[m].get("val_curve")) for m in (CLAIMED, rival)}
+    if None not in rises.values():
+        out.append(f"- Validation while training (the val phase, mean over seeds): "
+                   f"{CLAIMED}'s HR@10 rose by {rises[CLAIMED]:+.4f} over its last 3 "
+                   f"iterations, {rival}'s by {rises[rival]:+.4f} over its last 3 "
+                   f"{'iterations' if parse_method(rival)[0] else 'epochs'}"
+                   + ".")
+    split = claim.get("gap_split")
+    if split:
+        out.append(f"- Of the HR@10 gap to {rival} ({claim['hr10_gap']:+.4f}), "
+                   f"{split['model_gap']:+.4f} lies between {rival} and the model "
+                   f"{CLAIMED} trains, {split['model']}, trained plainly, and "
+                   f"{split['training_gap']:+.4f} between {split['model']} trained plainly "
+                   f"and {CLAIMED}'s meta-training of it.")
     if claim["seeds"] < 2:
         out.append("- One seed only: a smoke run, not evidence either way.")
     return out + [""]
@@ -1391,6 +1458,9 @@ def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
         if table:
             record["png"] = f"{prefix}-models-{dataset}.png"
             plot_models(table, dataset, os.path.join(figures_dir, record["png"]))
+            if any(row.get("val_curve") for row in table.values()):
+                record["curves_png"] = f"{prefix}-curves-{dataset}.png"
+                plot_curves(table, dataset, os.path.join(figures_dir, record["curves_png"]))
     elif name == "plugins":
         record["summary"] = summarize_plugins(table, QUICK["plugins"] if quick else PLUGINS)
     elif name == "split":

@@ -65,10 +65,10 @@ def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
 def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
     base, plug = run("gcn", 0, 0.4), run("leaprec+gcn", 0, 0.5)
     base["metrics"]["training"]["test"]["losses"] = [0.6, 0.3]             # 2 epochs
-    base["metrics"]["budget"] = {"curve": [{}] * 5}                        # of 5
+    base["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 5}                        # of 5
     plug["metrics"]["training"]["test"] = {"losses": [[0.7, 0.6, 0.5]] * 3,  # 3 iterations
                                            "time_steps": ["a", "b", "c"]}
-    plug["metrics"]["budget"] = {"curve": [{}] * 3}                        # of 3: at cap
+    plug["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 3}                        # of 3: at cap
     runs = {r["id"]: r for r in (base, plug)}
     settings = [{"label": m, "method": m, "varied": {}, "runs": [f"{m}/seed-0"]}
                 for m in ("gcn", "leaprec+gcn")]
@@ -95,10 +95,10 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
     for seed in (0, 1):
         mf, leap = run("mf", seed, 0.5), run("leaprec", seed, 0.4)
         mf["metrics"]["training"]["test"]["losses"] = [0.6, 0.5, 0.4]     # 3 epochs
-        mf["metrics"]["budget"] = {"curve": [{}] * 4}                      # of 4
+        mf["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 4}                      # of 4
         leap["metrics"]["training"]["test"] = {"losses": [[0.7, 0.6]] * 2,  # 2 iterations
                                                "time_steps": ["a", "b"]}
-        leap["metrics"]["budget"] = {"curve": [{}] * 2}                    # of 2: at cap
+        leap["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 2}                    # of 2: at cap
         runs.update({mf["id"]: mf, leap["id"]: leap})
     record = models_record(runs, tmp_path)
     record.update(seeds=[0, 1], options={"inner_steps": 4, "batch_size": 10})
@@ -118,6 +118,36 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
     # ... and the bar chart of every model beside the table
     assert "![test HR@10 of every model](leaprec-models-d.png)" in text
     assert (tmp_path / "leaprec-models-d.png").stat().st_size > 0
+
+
+def test_models_claim_says_which_curves_were_still_rising_and_splits_the_gap(tmp_path):
+    curves = {"mf": [0.50, 0.60, 0.61, 0.61, 0.61],       # flat by the cap
+              "gnn-sa": [0.40, 0.45, 0.50, 0.52, 0.53],
+              "leaprec": [0.20, 0.25, 0.30, 0.35, 0.40]}  # still rising at the cap
+    test_hr10 = {"mf": 0.6, "gnn-sa": 0.5, "leaprec": 0.45}
+    runs = {}
+    for method, curve in curves.items():
+        for seed, shift in ((0, 0.01), (1, -0.01)):       # the seeds' mean is the curve
+            r = run(method, seed, test_hr10[method])
+            r["metrics"]["budget"] = {"curve": [{"HR@10": v + shift} for v in curve]}
+            runs[r["id"]] = r
+    settings = [{"label": m, "method": m, "varied": {},
+                 "runs": [f"{m}/seed-{s}" for s in (0, 1)]} for m in curves]
+    record = leaprec.tabulate("models", {"run_ids": list(runs), "settings": settings},
+                              runs, "d", False, str(tmp_path), "leaprec")
+    assert record["table"]["leaprec"]["val_curve"] == pytest.approx(curves["leaprec"])
+    split = record["summary"]["claim"]["gap_split"]
+    assert split["model_gap"] == pytest.approx(-0.1)      # gnn-sa plainly against mf
+    assert split["training_gap"] == pytest.approx(-0.05)  # leaprec against gnn-sa plainly
+    record.update(seeds=[0, 1], options={})
+    text = "\n".join(leaprec.render_models(
+        {"periods": {"windows": {"train": 90, "val": 5}}}, record))
+    assert ("leaprec's HR@10 rose by +0.1500 over its last 3 iterations, mf's by +0.0100 "
+            "over its last 3 epochs") in text
+    assert ("Of the HR@10 gap to mf (-0.1500), -0.1000 lies between mf and the model "
+            "leaprec trains, gnn-sa, trained plainly, and -0.0500 between") in text
+    assert "![validation HR@10 while training](leaprec-curves-d.png)" in text
+    assert (tmp_path / "leaprec-curves-d.png").stat().st_size > 0
 
 
 def test_passes_over_the_data_count_what_a_meta_learners_minibatches_draw():
@@ -207,7 +237,7 @@ def split_record(rows) -> dict:
         r = run(f"leaprec-gtl{g}-otl{o}", 0, hr10)
         last = [[0.5, 0.3]]  # the last iteration's loss per time step: mean 0.4
         r["metrics"]["training"]["test"]["losses"] = [[0.9, 0.7]] * (iterations - 1) + last
-        r["metrics"]["budget"] = {"curve": [{}] * 3}
+        r["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 3}
         runs[r["id"]] = r
         settings.append({"label": f"GTL {g} / OTL {o}", "method": "leaprec",
                          "varied": {"gtl_dim": g, "otl_dim": o}, "runs": [r["id"]]})
