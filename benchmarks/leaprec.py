@@ -823,13 +823,15 @@ def plot_curves(table: dict, dataset: str, path: str) -> None:
     over seeds: did the budget cap stop a curve that was still rising?"""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    others = iter(["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink",
+                   "tab:gray", "tab:olive", "tab:cyan"] * 4)  # never LeapRec's red/orange
     for m in sorted(table, key=lambda m: -_mean(table[m], HEAD)):
         curve = table[m].get("val_curve")
         if not curve:
             continue
         style = {CLAIMED: dict(color="tab:red", lw=2.5, marker="o"),
                  DEFAULT_MODEL: dict(color="tab:orange", lw=2, marker="s")}.get(
-            m, dict(lw=1.2, alpha=0.8))
+            m) or dict(color=next(others), lw=1.2, alpha=0.8)
         unit = "iterations" if parse_method(m)[0] else "epochs"
         ax.plot(range(1, len(curve) + 1), curve, label=f"{m} ({len(curve)} {unit})",
                 markersize=4, **style)
