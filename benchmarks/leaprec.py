@@ -990,8 +990,7 @@ def render_models(section: dict, exp: dict) -> list:
         out.append(f"- Validation while training (the val phase, mean over seeds): "
                    f"{CLAIMED}'s HR@10 rose by {rises[CLAIMED]:+.4f} over its last 3 "
                    f"iterations, {rival}'s by {rises[rival]:+.4f} over its last 3 "
-                   f"{'iterations' if parse_method(rival)[0] else 'epochs'}"
-                   + ".")
+                   f"{'iterations' if parse_method(rival)[0] else 'epochs'}.")
     split = claim.get("gap_split")
     if split:
         out.append(f"- Of the HR@10 gap to {rival} ({claim['hr10_gap']:+.4f}), "

@@ -65,10 +65,10 @@ def test_kept_tables_whose_runs_did_not_change_are_left_as_they_are(tmp_path):
 def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
     base, plug = run("gcn", 0, 0.4), run("leaprec+gcn", 0, 0.5)
     base["metrics"]["training"]["test"]["losses"] = [0.6, 0.3]             # 2 epochs
-    base["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 5}                        # of 5
+    base["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 5}  # of 5
     plug["metrics"]["training"]["test"] = {"losses": [[0.7, 0.6, 0.5]] * 3,  # 3 iterations
                                            "time_steps": ["a", "b", "c"]}
-    plug["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 3}                        # of 3: at cap
+    plug["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 3}  # of 3: at cap
     runs = {r["id"]: r for r in (base, plug)}
     settings = [{"label": m, "method": m, "varied": {}, "runs": [f"{m}/seed-0"]}
                 for m in ("gcn", "leaprec+gcn")]
@@ -95,10 +95,10 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
     for seed in (0, 1):
         mf, leap = run("mf", seed, 0.5), run("leaprec", seed, 0.4)
         mf["metrics"]["training"]["test"]["losses"] = [0.6, 0.5, 0.4]     # 3 epochs
-        mf["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 4}                      # of 4
+        mf["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 4}  # of 4
         leap["metrics"]["training"]["test"] = {"losses": [[0.7, 0.6]] * 2,  # 2 iterations
                                                "time_steps": ["a", "b"]}
-        leap["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 2}                    # of 2: at cap
+        leap["metrics"]["budget"] = {"curve": [{"HR@10": 0.3}] * 2}  # of 2: at cap
         runs.update({mf["id"]: mf, leap["id"]: leap})
     record = models_record(runs, tmp_path)
     record.update(seeds=[0, 1], options={"inner_steps": 4, "batch_size": 10})
