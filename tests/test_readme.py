@@ -41,3 +41,31 @@ def test_quickstart_builds_both_protocols_and_prints_summaries(tmp_path, capsys,
 if __name__ == "__main__":  # Bazel's py_test runs the file as a script
     import pytest
     raise SystemExit(pytest.main([__file__]))
+
+
+def test_leaprec_figures_in_the_readme_are_the_benchmarks():
+    """README's "Measured so far" table is copied from benchmarks/results/leaprec.json by
+    hand; a run tabulated since without the README following fails here."""
+    names = {"BPR-MF": "mf", "GCN": "gcn", "NGCF": "ngcf", "LightGCN": "lightgcn",
+             "SASRec": "sasrec", "GRU4Rec": "gru4rec", "GNN+SA, plain": "gnn-sa",
+             "**LeapRec** (GNN+SA)": "leaprec"}
+    report = json.loads((ROOT / "benchmarks" / "results" / "leaprec.json").read_text())
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| model | MovieLens-100K | yelp-a | Amazon Beauty |")
+    rows = {}
+    for line in lines[start + 2:start + 2 + len(names)]:
+        label, *cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[names[label]] = cells
+    assert set(rows) == set(names.values())
+
+    def cell(table, method):
+        row = table.get(method)
+        if row is None:
+            return "not run"
+        hr10, full = (row["columns"][f"test/{k}/HR@10"] for k in ("sampled", "full"))
+        spread = f" ± {hr10['std']:.3f}" if len(row["seeds"]) > 1 else ""
+        return f"{hr10['mean']:.3f}{spread} / {full['mean']:.3f} ({len(row['seeds'])})"
+    for i, dataset in enumerate(("movielens-100k", "yelp-a", "amazon-beauty")):
+        table = report["datasets"][dataset]["experiments"]["models"]["table"]
+        for method, cells in rows.items():
+            assert cells[i] == cell(table, method), (dataset, method)
