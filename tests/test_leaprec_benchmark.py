@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from benchmarks import leaprec
+from benchmarks import leaprec, leaprec_report, leaprec_tables
 
 SAMPLED = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR")
 FULL = ("HR@10", "NDCG@10", "MRR")
@@ -32,7 +32,7 @@ def test_a_kept_table_follows_the_run_another_experiment_replaced(tmp_path):
                                 run("leaprec", 0, 0.4), run("leaprec", 1, 0.4))}
     section = {"experiments": {"models": models_record(old, tmp_path)}, "runs": old}
     assert section["experiments"]["models"]["table"]["leaprec"]["columns"][
-        leaprec.HEAD]["mean"] == pytest.approx(0.4)
+        leaprec_tables.HEAD]["mean"] == pytest.approx(0.4)
 
     # A later invocation runs only an experiment that shares leaprec/seed-0 and gets 0.6.
     again = {"leaprec/seed-0": run("leaprec", 0, 0.6)}
@@ -42,8 +42,8 @@ def test_a_kept_table_follows_the_run_another_experiment_replaced(tmp_path):
     merged = leaprec.merge_section(section, {"split": other}, again, "d", False,
                                    str(tmp_path), "leaprec")
     models = merged["experiments"]["models"]
-    assert models["table"]["leaprec"]["columns"][leaprec.HEAD]["mean"] == pytest.approx(0.5)
-    assert models["table"]["mf"]["columns"][leaprec.HEAD]["mean"] == pytest.approx(0.5)
+    assert models["table"]["leaprec"]["columns"][leaprec_tables.HEAD]["mean"] == pytest.approx(0.5)
+    assert models["table"]["mf"]["columns"][leaprec_tables.HEAD]["mean"] == pytest.approx(0.5)
     assert merged["runs"]["leaprec/seed-0"]["metrics"]["test"]["sampled"]["HR@10"] == 0.6
     assert list(merged["experiments"]) == ["models", "split"]  # EXPERIMENTS order
 
@@ -80,10 +80,10 @@ def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
     assert table["leaprec+gcn"]["at_cap"] == [1, 1] and table["gcn"]["at_cap"] == [0, 1]
     assert table["gcn"]["last_loss"]["mean"] == pytest.approx(0.3)
     assert table["leaprec+gcn"]["last_loss"]["mean"] == pytest.approx(0.6)
-    options = leaprec._effective(record["options"])
-    assert leaprec.gradient_steps(table["leaprec+gcn"], "leaprec+gcn", options, 95) == 36
-    assert leaprec.gradient_steps(table["gcn"], "gcn", options, 95) == 20  # 2 x ceil(9.5)
-    text = "\n".join(leaprec.render_plugins(
+    options = leaprec_tables.effective_options(record["options"])
+    assert leaprec_tables.gradient_steps(table["leaprec+gcn"], "leaprec+gcn", options, 95) == 36
+    assert leaprec_tables.gradient_steps(table["gcn"], "gcn", options, 95) == 20  # 2 x ceil(9.5)
+    text = "\n".join(leaprec_report.render_plugins(
         {"periods": {"windows": {"train": 90, "val": 5}}}, record))
     assert "180% of the base's gradient steps" in text
     assert "validation chose the last of its" in text
@@ -103,7 +103,7 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
     record = models_record(runs, tmp_path)
     record.update(seeds=[0, 1], options={"inner_steps": 4, "batch_size": 10})
     # time step a holds 90 interactions (K 4 minibatches of 10 draw 40), b 5 (4 x 5 = 20)
-    text = "\n".join(leaprec.render_models(
+    text = "\n".join(leaprec_report.render_models(
         {"periods": {"windows": {"train": 90, "val": 5}, "step_rows": {"a": 90, "b": 5}}},
         record))
     # 3 epochs x ceil(95 / 10) steps, 3 passes; last loss 0.4
@@ -140,7 +140,7 @@ def test_models_claim_says_which_curves_were_still_rising_and_splits_the_gap(tmp
     assert split["model_gap"] == pytest.approx(-0.1)      # gnn-sa plainly against mf
     assert split["training_gap"] == pytest.approx(-0.05)  # leaprec against gnn-sa plainly
     record.update(seeds=[0, 1], options={})
-    text = "\n".join(leaprec.render_models(
+    text = "\n".join(leaprec_report.render_models(
         {"periods": {"windows": {"train": 90, "val": 5}}}, record))
     assert ("leaprec's HR@10 rose by +0.1500 over its last 3 iterations, mf's by +0.0100 "
             "over its last 3 epochs") in text
@@ -151,16 +151,16 @@ def test_models_claim_says_which_curves_were_still_rising_and_splits_the_gap(tmp
 
 
 def test_passes_over_the_data_count_what_a_meta_learners_minibatches_draw():
-    options = leaprec._effective({"inner_steps": 10, "batch_size": 100})
+    options = leaprec_tables.effective_options({"inner_steps": 10, "batch_size": 100})
     row = {"budget": {"mean": 2.0}}
     sizes = {"big": 2000, "small": 40}  # K x 100 of 2,000; K x all 40 (a full-batch step)
-    assert leaprec.passes_over_data(row, "leaprec", options, sizes, 2040) == pytest.approx(
+    assert leaprec_tables.passes_over_data(row, "leaprec", options, sizes, 2040) == pytest.approx(
         2 * (1000 + 400) / 2040)
-    assert leaprec.passes_over_data(row, "mf", options, sizes, 2040) == 2.0  # an epoch each
+    assert leaprec_tables.passes_over_data(row, "mf", options, sizes, 2040) == 2.0  # an epoch each
     # the sizes are the build's time steps: unknown under another granularity, or unrecorded
-    weekly = leaprec._effective({"granularity": "week"})
-    assert leaprec.passes_over_data(row, "leaprec", weekly, sizes, 2040) is None
-    assert leaprec.passes_over_data(row, "leaprec", options, None, 2040) is None
+    weekly = leaprec_tables.effective_options({"granularity": "week"})
+    assert leaprec_tables.passes_over_data(row, "leaprec", weekly, sizes, 2040) is None
+    assert leaprec_tables.passes_over_data(row, "leaprec", options, None, 2040) is None
 
 
 def recorded_run(run_: "leaprec.Run", periods: str, **options) -> dict:
@@ -188,7 +188,7 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
     assert kept[gone.id]["metrics"] == recorded[gone.id]["metrics"]
     # ... and not when the report's run was scored on other periods
     assert not leaprec.from_report([gone], recorded, str(tmp_path / "other"))
-    assert "folder gone" in leaprec._run_row(kept[gone.id])
+    assert "folder gone" in leaprec_report._run_row(kept[gone.id])
 
 
 def test_a_run_of_another_build_of_the_same_periods_folder_is_not_reused(tmp_path):
@@ -251,7 +251,7 @@ def test_split_table_shows_each_settings_budget_and_last_loss():
     summary = record["summary"]
     assert summary["best_on_test"] == summary["best_by_validation"] == "GTL 4 / OTL 4"
     assert summary["both_beat_single"]["test/sampled/HR@10"]["beats"]
-    text = "\n".join(leaprec.render_split(record))
+    text = "\n".join(leaprec_report.render_split(record))
     assert "| GTL 8 / OTL 0 | 0.4000 |" in text
     assert "| 3.0 (1 of 1) | 0.400 |" in text and "| 2.0 (0 of 1) | 0.400 |" in text
     assert "does not beat" not in text
@@ -261,7 +261,7 @@ def test_split_summary_names_a_tie_instead_of_picking_one():
     record = split_record((((8, 0), 0.5, 3), ((4, 4), 0.5, 2)))
     summary = record["summary"]
     assert summary["best_on_test"] == "GTL 8 / OTL 0 and GTL 4 / OTL 4 (tied)"
-    text = "\n".join(leaprec.render_split(record))
+    text = "\n".join(leaprec_report.render_split(record))
     assert "GTL 4 / OTL 4, ties with the best single part, GTL 8 / OTL 0" in text
     assert "does not beat" not in text and "beats" not in text
 
@@ -308,7 +308,7 @@ def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds(
         "models": {"unfinished": ["gcn/seed-2", "ngcf/seed-0"],
                    "under_way": {"gcn/seed-2": {"seconds": 1800.0}}},   # half an hour in
         "plugins": {"unfinished": ["gcn/seed-2"]}}}   # one run, listed twice
-    text = leaprec.remaining_text(section)
+    text = leaprec_report.remaining_text(section)
     assert text.startswith("At the pace of their settings' finished seeds, the 1 of 2 "
                            "with one would take about 0.8 h more one after the other")
     assert text.endswith("it has had). No seed of ngcf has finished yet to time it by.")
@@ -321,11 +321,11 @@ def test_a_run_under_way_says_how_far_it_has_got(tmp_path):
     os.makedirs(leap.out)
     progress = {"seconds": 4543.8, "phases": {"val": {"losses": [[0.5]] * 5}}}
     (tmp_path / "leaprec" / "seed-2" / "progress.json").write_text(json.dumps(progress))
-    assert leaprec.under_way_text(leaprec.under_way(leap)) == \
+    assert leaprec_report.under_way_text(leaprec.under_way(leap)) == \
         "val phase, 5 of 8 iterations, 4,544 s"
     progress["phases"]["test"] = {"losses": [0.4] * 3}
     (tmp_path / "leaprec" / "seed-2" / "progress.json").write_text(json.dumps(progress))
-    assert leaprec.under_way_text(leaprec.under_way(leap)) == \
+    assert leaprec_report.under_way_text(leaprec.under_way(leap)) == \
         "test phase, 3 iterations, 4,544 s"
 
 
@@ -335,7 +335,7 @@ def test_summary_says_which_models_are_short_of_seeds_or_missing(tmp_path):
     record = dict(models_record(runs, tmp_path), seeds=[0, 1])
     record["settings"].append({"label": "gcn", "method": "gcn", "varied": {},
                                "runs": ["gcn/seed-0", "gcn/seed-1"]})
-    assert leaprec.coverage(record) == "2 of 3; fewer seeds: leaprec (1); none yet: gcn"
+    assert leaprec_report.coverage(record) == "2 of 3; fewer seeds: leaprec (1); none yet: gcn"
 
 
 def test_benchmarks_given_periods_end_to_end_and_reuses_finished_runs(
