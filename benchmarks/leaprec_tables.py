@@ -214,7 +214,8 @@ def summarize_plugins(table: dict, pairs) -> dict:
                 "model": base, "leap": leap[0], "fomaml": fomaml[0],
                 "hr10": [column_mean(a, HEAD), column_mean(b, HEAD)],
                 "ndcg10": [column_mean(a, NDCG), column_mean(b, NDCG)],
-                "beats": column_mean(a, HEAD) > column_mean(b, HEAD) and column_mean(a, NDCG) > column_mean(b, NDCG),
+                "beats": (column_mean(a, HEAD) > column_mean(b, HEAD)
+                          and column_mean(a, NDCG) > column_mean(b, NDCG)),
                 "seeds_beating_hr10": _seed_wins(a, b, HEAD)})
     improved = sum(p["improves"] for p in plug)
     leap_wins = sum(x["beats"] for x in leap_fomaml)
@@ -227,7 +228,8 @@ def summarize_plugins(table: dict, pairs) -> dict:
 
 def _best_by(rows: dict, column: str):
     """The label of the best mean in a column; ties name every label ("A and B (tied)")."""
-    values = {k: column_mean(r, column) for k, r in rows.items() if column_mean(r, column) is not None}
+    values = {k: column_mean(r, column) for k, r in rows.items()
+              if column_mean(r, column) is not None}
     if not values:
         return None
     best = [k for k, v in values.items() if v == max(values.values())]
