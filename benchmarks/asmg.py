@@ -58,7 +58,7 @@ from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
 from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noqa: E402
                                 given_name, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
-                                read_json, run_code, stats, update_report)
+                                process_cells, read_json, stats, update_report)
 from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
@@ -675,13 +675,7 @@ def _run_row(r: dict) -> str:
     name = f"{r['method']} seed {r['seed']}{' (resumed)' if pr.get('resumed') else ''}"
     cells = [name, f"{mt['test']['auc']:.4f}", f"{mt['test']['logloss']:.4f}",
              f"{mt['val']['auc']:.4f}", f"{mt['seconds']:.0f}"]
-    if pr.get("process_seconds"):
-        cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
-                  f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
-                  f"{pr['loadavg_after'][0]:.2f}", run_code(r) or "n/a"]
-    else:
-        cells += ["n/a"] * 5
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(cells + process_cells(r)) + " |"
 
 
 def render_markdown(report: dict, prefix: str) -> str:

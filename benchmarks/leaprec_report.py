@@ -14,7 +14,7 @@ from benchmarks.leaprec_tables import (CLAIMED, HEAD, NDCG, SAMPLED, SHIFT_GROUP
                                        option_flags, passes_over_data, still_rising)
 from benchmarks.machine import machine_of
 from benchmarks.periods import where_built
-from benchmarks.reports import bold, code_lines, pct, pm, run_code
+from benchmarks.reports import bold, code_lines, pct, pm, process_cells
 
 def under_way_text(u: dict) -> str:
     """e.g. "val phase, 5 of 10 iterations, 4,544 s"."""
@@ -379,13 +379,7 @@ def _run_row(r: dict) -> str:
     cells = [r["name"] + "".join(f" ({m})" for m in marks), str(r["seed"]),
              f"{mt['test']['sampled']['HR@10']:.4f}", f"{mt['test']['full']['HR@10']:.4f}",
              f"{mt['val']['sampled']['HR@10']:.4f}", _budget_cell(mt), f"{mt['seconds']:.0f}"]
-    if pr.get("process_seconds"):
-        cells += [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
-                  f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
-                  f"{pr['loadavg_after'][0]:.2f}", run_code(r) or "n/a"]
-    else:
-        cells += ["n/a"] * 5
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(cells + process_cells(r)) + " |"
 
 
 def remaining_text(section: dict) -> str:

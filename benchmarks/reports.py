@@ -77,6 +77,17 @@ def run_code(run: dict, recorded: bool = True) -> Optional[str]:
     return run["process"].get("source")
 
 
+def process_cells(run: dict) -> list:
+    """A runs table's process columns of a run record: process s, CPU s, CPU / wall, load
+    after and the code behind it ("n/a" each for runs from before they were measured)."""
+    pr = run["process"]
+    if not pr.get("process_seconds"):
+        return ["n/a"] * 5
+    return [f"{pr['process_seconds']:.0f}", f"{pr['cpu_seconds']:.0f}",
+            f"{pr['cpu_seconds'] / pr['process_seconds']:.2f}",
+            f"{pr['loadavg_after'][0]:.2f}", run_code(run) or "n/a"]
+
+
 def code_lines(runs: dict, sources: str, notes: Iterable[str] = ()) -> list:
     """A report's lines on the code its runs ({name: run record}) ran: one line when
     all ran the same, else a warning naming each version's runs, then `notes` (what the
