@@ -58,7 +58,8 @@ from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
 from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noqa: E402
                                 given_name, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
-                                process_cells, read_json, stats, update_report)
+                                process_cells, pyplot, read_json, save_png, stats,
+                                update_report)
 from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
@@ -386,9 +387,7 @@ def judge_claim(summary: dict) -> dict:
 # ------------------------------------------------------------------ figure
 
 def plot_per_period(summary: dict, dataset: str, path: str, seeds: int) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pp = summary["per_period"]
     methods = summary["methods"]
@@ -434,9 +433,7 @@ def plot_per_period(summary: dict, dataset: str, path: str, seeds: int) -> None:
     top.set_title(f"{dataset}, protocol B: AUC per period, mean over {seeds} seed(s)",
                   pad=16)
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 # ------------------------------------------------------------------ report

@@ -33,7 +33,7 @@ import sys
 from benchmarks import machine as machine_info
 from benchmarks.machine import gpus_seen
 from benchmarks.periods import build_once
-from benchmarks.reports import ROOT, portable
+from benchmarks.reports import ROOT, portable, pyplot, save_png
 from benchmarks.tuning import trials_table
 
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
@@ -81,9 +81,7 @@ def label(values: dict) -> str:
 
 
 def plot(searches: list, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(searches), figsize=(6 * len(searches), 4.2),
                              squeeze=False)
     for ax, s in zip(axes[0], searches):
@@ -98,9 +96,7 @@ def plot(searches: list, path: str) -> None:
         ax.set_ylabel("validation sampled HR@10")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def render(searches: list, command: str, started: str, machine: dict) -> str:

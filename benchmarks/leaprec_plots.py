@@ -9,7 +9,8 @@ from tfmeta.training.ranking import DEFAULT_MODEL, parse_method
 
 from benchmarks.leaprec_tables import (CLAIMED, HEAD, VAL_HEAD, column_mean, loss_summary,
                                        representation_shift)
-from benchmarks.reports import ROOT
+from benchmarks.reports import ROOT, pyplot, save_png
+
 
 def summarize_figures(results: list, figures_dir: str, prefix: str, dataset: str) -> dict:
     if not results:
@@ -28,13 +29,6 @@ def summarize_figures(results: list, figures_dir: str, prefix: str, dataset: str
     return out
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _step_ticks(ax, labels: list) -> None:
     every = max(1, len(labels) // 12)
     ax.set_xticks(range(0, len(labels), every))
@@ -42,7 +36,7 @@ def _step_ticks(ax, labels: list) -> None:
 
 
 def plot_loss(loss: dict, dataset: str, seed: int, path: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     losses = np.asarray(loss["losses"])
     fig, ax = plt.subplots(figsize=(9, 5))
     cmap = plt.get_cmap("viridis")
@@ -60,13 +54,11 @@ def plot_loss(loss: dict, dataset: str, seed: int, path: str) -> None:
     ax.set_ylabel("mean inner BPR loss")
     ax.set_title(f"{dataset}: LeapRec training loss per time step, seed {seed}")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_shift(shift: dict, dataset: str, seed: int, path: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     parts = shift["parts"]
     fig, axes = plt.subplots(1, max(1, len(parts)), figsize=(6 * max(1, len(parts)), 4.6),
                              squeeze=False)
@@ -85,15 +77,13 @@ def plot_shift(shift: dict, dataset: str, seed: int, path: str) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(f"{dataset}: drift of the {shift['items']} most popular items' "
                  f"representations (LeapRec, last iteration, seed {seed})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_models(table: dict, dataset: str, path: str) -> None:
     """Every model's test HR@10, sampled and full ranking, mean ± std over seeds, best
     first; LeapRec and the GNN+SA it trains stand out."""
-    plt = _pyplot()
+    plt = pyplot()
     order = sorted(table, key=lambda m: column_mean(table[m], HEAD))
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(order) + 1.6), sharey=True)
     colors = [{CLAIMED: "tab:red", DEFAULT_MODEL: "tab:orange"}.get(m, "tab:gray")
@@ -109,15 +99,13 @@ def plot_models(table: dict, dataset: str, path: str) -> None:
     axes[0].set_yticklabels([f"{m} ({len(table[m]['seeds'])})" for m in order])
     fig.suptitle(f"{dataset}: every model on the test window (mean ± std over the seeds "
                  "in brackets)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_curves(table: dict, dataset: str, path: str) -> None:
     """Each model's validation HR@10 after every epoch / iteration of its val phase, mean
     over seeds: did the budget cap stop a curve that was still rising?"""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     others = iter(["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink",
                    "tab:gray", "tab:olive", "tab:cyan"] * 4)  # never LeapRec's red/orange
@@ -136,13 +124,11 @@ def plot_curves(table: dict, dataset: str, path: str) -> None:
     ax.set_title(f"{dataset}: validation HR@10 while training (mean over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_k(table: dict, sens: dict, dataset: str, path: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     k = sens["k"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for column, style, label in ((HEAD, "-o", "test HR@10 (sampled)"),
@@ -159,6 +145,4 @@ def plot_k(table: dict, sens: dict, dataset: str, path: str) -> None:
     ax.set_title(f"{dataset}: LeapRec HR@10 against K (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)

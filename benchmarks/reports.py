@@ -141,3 +141,18 @@ def pct(summary: dict) -> str:
 
 def bold(text: str, on: bool) -> str:
     return f"**{text}**" if on else text
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: benchmarks write PNGs, with no display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_png(fig, path: str) -> None:
+    """Lay a figure out, write it at the reports' 110 dpi and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)

@@ -688,9 +688,7 @@ def estimate(sizes: list, results: dict, target: int) -> dict:
 
 
 def plot(sizes: list, results: dict, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = reports.pyplot()
     groups = (("wall seconds", "wall"), ("CPU seconds", "cpu"), ("peak RSS (MiB)", "rss"),
               ("export size (MiB)", "export"))
 
@@ -720,9 +718,7 @@ def plot(sizes: list, results: dict, path: str) -> None:
         ax.set_title(f"{title} (dotted: linear)")
         ax.grid(True, which="both", lw=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    reports.save_png(fig, path)
 
 
 def _wall_only(growth: list, cost: str) -> str:
