@@ -43,6 +43,33 @@ def _test_examples(section: dict) -> int:
     return windows["train"] + windows["val"]
 
 
+
+def _work_cells(steps: float | None, passes: float | None) -> str:
+    """The gradient steps and passes over the data cells of a row."""
+    return (f"{'n/a' if steps is None else f'{steps:,.0f}'} | "
+            f"{'n/a' if passes is None else f'{passes:.1f}'}")
+
+
+def _training_columns_note(options: dict, examples: int, step_rows: dict | None) -> str:
+    """What the test budget, gradient steps, passes and last loss columns count."""
+    return (f"Test budget: the epochs (plain models, at most {options['epochs']}) or "
+            f"iterations (meta methods, at most {options['iterations']}) the test model "
+            "trained for; with `--choose-budget` (the default here) the count whose "
+            "validation HR@10 was best, validation scored after each (PROTOCOLS.md A.3); "
+            "\"at cap\": the runs whose validation chose the last one, so that their curve "
+            "may still have been rising. Gradient steps: of the test model, "
+            f"{options['inner_steps']} (K) per time step and iteration for a meta-learner, "
+            f"one per minibatch of {options['batch_size']} of the {examples:,} train + "
+            "validation interactions and epoch for a plain model. Passes over the data: "
+            "the examples those steps drew per train + validation interaction (an epoch is "
+            f"one; a meta-learner draws {options['inner_steps']} minibatches of at most "
+            f"{options['batch_size']} per time step and iteration"
+            + (f"; the test models' {_step_size_text(step_rows)})" if step_rows else ")")
+            + ". Last train loss: the BPR loss of the test model's last epoch / iteration "
+            "(mean over time steps); a meta-learner's scores are the sum of its GTL and OTL "
+            "models'.")
+
+
 def render_models(section: dict, exp: dict) -> list:
     table, s = exp["table"], exp["summary"]
     best, claim = s["best"], s["claim"]
@@ -62,29 +89,13 @@ def render_models(section: dict, exp: dict) -> list:
         steps, passes = steps_of[m], passes_of[m]
         out.append(f"| {bold(m, m == CLAIMED)} | "
                    + " | ".join(_cell(row, c, best, m) for c in cols)
-                   + f" | {budget} | {'n/a' if steps is None else f'{steps:,.0f}'} "
-                   f"| {'n/a' if passes is None else f'{passes:.1f}'} | {loss} "
+                   + f" | {budget} | {_work_cells(steps, passes)} | {loss} "
                    f"| {pm(row['seconds'], '.0f')} | {pm(row['cpu_seconds'], '.0f')} |")
     out += ["", "Bold: the best mean per column. Sampled metrics rank the positive among it "
             "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
             "not touched before (PROTOCOLS.md A.7-A.8). s per run: the run's own clock "
-            "(both phases: train -> validation, train + validation -> test). Test budget: the "
-            f"epochs (plain models, at most {options['epochs']}) or iterations (meta methods, "
-            f"at most {options['iterations']}) the test model trained for; with "
-            "`--choose-budget` (the default here) the count whose validation HR@10 was "
-            "best, validation scored after each (PROTOCOLS.md A.3); \"at cap\": the runs "
-            "whose validation chose the last one, so that their curve may still have been "
-            "rising. Gradient steps: of the test model, "
-            f"{options['inner_steps']} (K) per time step and iteration for a meta-learner, "
-            f"one per minibatch of {options['batch_size']} of the {examples:,} train + "
-            "validation interactions and epoch for a plain model. Passes over the data: "
-            "the examples those steps drew per train + validation interaction (an epoch is "
-            f"one; a meta-learner draws {options['inner_steps']} minibatches of at most "
-            f"{options['batch_size']} per time step and iteration"
-            + (f"; the test models' {_step_size_text(step_rows)})" if step_rows else ")")
-            + ". Last train loss: the BPR loss of the test model's last epoch / iteration "
-            "(mean over time steps); a meta-learner's scores are the sum of its GTL and OTL "
-            "models'.", ""]
+            "(both phases: train -> validation, train + validation -> test). "
+            + _training_columns_note(options, examples, step_rows), ""]
     if exp.get("png"):
         out += [f"![test HR@10 of every model]({exp['png']})", "",
                 f"Red: {CLAIMED}; orange: the {DEFAULT_MODEL} model it trains, trained "
@@ -122,11 +133,14 @@ def render_models(section: dict, exp: dict) -> list:
     if mine is not None and theirs:
         capped, capped_of = table[CLAIMED]["at_cap"]
         passes = (passes_of[CLAIMED], passes_of[rival])
-        out.append(f"- Training: {CLAIMED}'s test models took {mine / theirs:.0%} of "
-                   f"{rival}'s gradient steps ({mine:,.0f} against {theirs:,.0f})"
-                   + (f", which drew {passes[0]:.1f} examples per train + validation "
-                      f"interaction against {rival}'s {passes[1]:.1f}"
-                      if None not in passes else "")
+        steps = (f"{mine / theirs:.0%} of {rival}'s gradient steps ({mine:,.0f} against "
+                 f"{theirs:,.0f})")
+        # Passes lead: a meta-learner's step on a small time step draws less than a
+        # minibatch, so its gradient steps alone overstate the data it saw.
+        out.append(f"- Training: {CLAIMED}'s test models "
+                   + (f"drew {passes[0]:.1f} examples per train + validation interaction "
+                      f"against {rival}'s {passes[1]:.1f}, in {steps}"
+                      if None not in passes else f"took {steps}")
                    + f"; they ended at a train loss of {pm(table[CLAIMED]['last_loss'], '.3f')}"
                    f" against {pm(table[rival]['last_loss'], '.3f')}"
                    + (f"; validation chose the last of its {options['iterations']} "
@@ -160,14 +174,17 @@ def render_plugins(section: dict, exp: dict) -> list:
            f"({seeds})", "",
            "| base | method | seeds | test HR@10 | test NDCG@10 | full HR@10 | HR@10 vs base "
            "| NDCG@10 vs base | full HR@10 vs base | val HR@10 | test budget (at cap) "
-           "| gradient steps | last train loss | s per run |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| gradient steps | passes over the data | last train loss | s per run |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     steps_of = {m: gradient_steps(row, m, options, examples) for m, row in table.items()}
+    step_rows = section["periods"].get("step_rows")
+    passes_of = {m: passes_over_data(row, m, options, step_rows, examples)
+                 for m, row in table.items()}
     for g in s["groups"]:
         for r in g["rows"]:
             row, rel = table[r["method"]], r["rel"]
             budget, loss = _training_cells(row)
-            steps = steps_of[r["method"]]
+            steps, passes = steps_of[r["method"]], passes_of[r["method"]]
             out.append(
                 f"| {g['base']} | {r['method']} | {len(row['seeds'])} "
                 f"| {pm(row['columns'][HEAD])} "
@@ -176,18 +193,8 @@ def render_plugins(section: dict, exp: dict) -> list:
                    f"| {pct(rel[HEAD])} | {pct(rel[NDCG])} "
                    f"| {pct(rel['test/full/HR@10'])} ")
                 + f"| {pm(row['columns'][VAL_HEAD])} | {budget} "
-                f"| {'n/a' if steps is None else f'{steps:,.0f}'} "
-                f"| {loss} | {pm(row['seconds'], '.0f')} |")
-    out += ["", f"Test budget: the epochs (plain models, at most {options['epochs']}) or "
-            f"iterations (meta-learners, at most {options['iterations']}) the test model "
-            "trained for, the count whose validation HR@10 was best; \"at cap\": runs whose "
-            "validation chose the val phase's last one, so their curve may still have been "
-            "rising when the budget ran out. Gradient steps: of the test model, "
-            f"{options['inner_steps']} (K) per time step and iteration for a meta-learner, "
-            f"one per minibatch of {options['batch_size']} of the {examples:,} train + "
-            "validation interactions and epoch for a plain model. Last train loss: the BPR "
-            "loss of the test model's last epoch / iteration (mean over time steps); a "
-            "meta-learner's scores are the sum of its GTL and OTL models'."]
+                f"| {_work_cells(steps, passes)} | {loss} | {pm(row['seconds'], '.0f')} |")
+    out += ["", _training_columns_note(options, examples, step_rows)]
     out += ["", "\"vs base\": `relative_change(variant, base)` on the same seed, mean ± std "
             "over seeds. `leaprec` is `leaprec+gnn-sa`.", ""]
     plug = s["plug_in"]
@@ -202,11 +209,15 @@ def render_plugins(section: dict, exp: dict) -> list:
             w, t = p["seeds_improving_hr10"]
             mine, base = table[p["method"]], table[p["base"]]
             steps, base_steps = steps_of[p["method"]], steps_of[p["base"]]
+            passes, base_passes = passes_of[p["method"]], passes_of[p["base"]]
             capped, capped_of = mine["at_cap"]
             training = [f"last train loss {pm(mine['last_loss'], '.3f')} against the base's "
                         f"{pm(base['last_loss'], '.3f')}"]
             if steps is not None and base_steps:
                 training.insert(0, f"{steps / base_steps:.0%} of the base's gradient steps")
+            if passes is not None and base_passes:
+                training.insert(0, f"{passes:.1f} passes over the data against the base's "
+                                   f"{base_passes:.1f}")
             if capped:
                 training.append(f"validation chose the last of its {options['iterations']} "
                                 f"iterations on {capped} of {capped_of} seeds")

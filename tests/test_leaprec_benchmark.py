@@ -83,9 +83,13 @@ def test_plugin_table_counts_gradient_steps_and_runs_at_the_budget_cap():
     options = leaprec_tables.effective_options(record["options"])
     assert leaprec_tables.gradient_steps(table["leaprec+gcn"], "leaprec+gcn", options, 95) == 36
     assert leaprec_tables.gradient_steps(table["gcn"], "gcn", options, 95) == 20  # 2 x ceil(9.5)
+    # steps a, b, c draw 4 x (10 + 5 + 10) = 100 per iteration: 3 x 100 / 95 passes
     text = "\n".join(leaprec_report.render_plugins(
-        {"periods": {"windows": {"train": 90, "val": 5}}}, record))
-    assert "180% of the base's gradient steps" in text
+        {"periods": {"windows": {"train": 90, "val": 5},
+                     "step_rows": {"a": 80, "b": 5, "c": 10}}}, record))
+    assert "| 36 | 3.2 |" in text and "| 20 | 2.0 |" in text
+    assert ("Training: 3.2 passes over the data against the base's 2.0; 180% of the base's "
+            "gradient steps") in text
     assert "validation chose the last of its" in text
 
 
@@ -110,9 +114,9 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
     assert "| 3.0 ± 0.0 (0 of 2) | 30 | 3.0 | 0.400 ± 0.000 |" in text
     # 2 iterations x 2 steps x K 4; 2 x 60 / 95 passes; last loss mean(0.7, 0.6)
     assert "| 2.0 ± 0.0 (2 of 2) | 16 | 1.3 | 0.650 ± 0.000 |" in text
-    assert ("- Training: leaprec's test models took 53% of mf's gradient steps (16 against "
-            "30), which drew 1.3 examples per train + validation interaction against mf's "
-            "3.0; they ended at a train loss of 0.650 ± 0.000 against 0.400 ± 0.000; "
+    assert ("- Training: leaprec's test models drew 1.3 examples per train + validation "
+            "interaction against mf's 3.0, in 53% of mf's gradient steps (16 against 30); "
+            "they ended at a train loss of 0.650 ± 0.000 against 0.400 ± 0.000; "
             "validation chose the last of its") in text
     assert "2 time steps hold 5 to 90 interactions, median 48" in text
     # ... and the bar chart of every model beside the table
