@@ -55,8 +55,8 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noqa: E402
-                                given_name, where_built)
+from benchmarks.drivers import add_run_arguments, resolve_run_arguments  # noqa: E402
+from benchmarks.periods import build_digest, built_or_given, where_built  # noqa: E402
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 process_cells, pyplot, read_json, save_png, stats,
                                 update_report)
@@ -77,7 +77,6 @@ TEST = tuple(range(25, 32))
 BUDGET_GRID = tuple((e, p) for e in (1, 2, 3) for p in (1, 3, 5))  # (epochs, pretrain)
 BUDGET_SEED = 0
 
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 RUNS_DIR = os.path.join(ROOT, "runs", "asmg")
 
 
@@ -727,25 +726,10 @@ def main(argv=None) -> int:
         prog="python -m benchmarks.asmg",
         description="Every protocol B incremental-CTR method over seeds, against IU "
                     "(the ASMG paper's Table 1 and Figure 3).")
-    parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
-                        help=f"registered datasets (default: {' '.join(DATASETS)})")
-    parser.add_argument("--periods", default=None, metavar="DIR",
-                        help="protocol B periods already built (`tfmeta periods build "
-                             "--protocol b`), e.g. of your own data, instead of "
-                             "--datasets; the report names them by their dataset, else "
-                             "by the folder's name")
+    add_run_arguments(parser, "asmg", "b", DATASETS, SEEDS)
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="methods to run (default: all of "
                              "tfmeta.training.incremental.METHODS)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="N",
-                        help=f"seeds (default: {' '.join(map(str, SEEDS))})")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="runs at a time, each in its own process (default 2)")
-    parser.add_argument("--runs-dir", default=None,
-                        help="periods and run folders (default runs/asmg, runs/asmg-quick "
-                             "with --quick, runs/asmg-periods with --periods; git-ignored)")
-    parser.add_argument("--resume", action="store_true",
-                        help="reuse runs whose metrics.json exists and continue killed ones")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: movielens-100k, iu and asmg-gru-multi, seed 0; "
                              "results get an asmg-quick prefix")
@@ -753,12 +737,6 @@ def main(argv=None) -> int:
                         help="base-model epochs per period and pre-training epochs for "
                              "every run (default: chosen per dataset on validation "
                              "periods, see BUDGET_GRID; --quick: 1,1)")
-    parser.add_argument("--source-note", default=None,
-                        help="a sentence for the report when runs used different tfmeta/ "
-                             "sources (e.g. what you checked about it)")
-    parser.add_argument("--results-dir", default=None,
-                        help="where the .md, .json and .png go (default benchmarks/results; "
-                             "with --periods runs/asmg-periods/results)")
     args = parser.parse_args(argv)
     fixed_budget = None
     if args.budget or args.quick:
@@ -772,13 +750,9 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "-m", "benchmarks.asmg", *argv])
 
     available = _available_methods()
-    if args.periods and args.datasets:
-        parser.error("--periods replaces --datasets: give one of them")
-    datasets = ([given_name(args.periods, "b")] if args.periods else
-                list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS)))
+    datasets, seeds, prefix, runs_dir = resolve_run_arguments(
+        parser, args, "asmg", "b", DATASETS, SEEDS, QUICK)
     methods = list(args.methods or (QUICK["methods"] if args.quick else available))
-    seeds = list(args.seeds if args.seeds is not None
-                 else (QUICK["seeds"] if args.quick else SEEDS))
     unknown = [m for m in methods if m not in available]
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}; available: "
@@ -786,16 +760,8 @@ def main(argv=None) -> int:
     if REFERENCE not in methods:
         print(f"warning: {REFERENCE} is not in --methods: no relative changes",
               file=sys.stderr)
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
-    if len(set(seeds)) != len(seeds) or len(set(methods)) != len(methods):
-        parser.error("--seeds and --methods must not repeat")
-    prefix = "asmg-quick" if args.quick else "asmg"
-    # --periods: the user's data, whose runs and report stay apart from the project's
-    default_runs, default_results = (given_dirs("asmg", ROOT) if args.periods else (
-        os.path.join(ROOT, "runs", "asmg-quick" if args.quick else "asmg"), RESULTS_DIR))
-    runs_dir = os.path.abspath(args.runs_dir or default_runs)
-    args.results_dir = args.results_dir or default_results
+    if len(set(methods)) != len(methods):
+        parser.error("--methods must not repeat")
 
     existing = [d for d in datasets if os.path.exists(os.path.join(runs_dir, d))]
     if existing and not args.resume:

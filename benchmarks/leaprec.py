@@ -75,8 +75,8 @@ from benchmarks.leaprec_tables import (CLAIMED, effective_options, figures_row, 
                                        option_flags, summarize_models, summarize_plugins,
                                        summarize_sensitivity, summarize_split)
 from benchmarks.machine import gpus_seen  # noqa: E402
-from benchmarks.periods import (build_digest, built_or_given, given_dirs,  # noqa: E402
-                                given_name)
+from benchmarks.drivers import add_run_arguments, resolve_run_arguments  # noqa: E402
+from benchmarks.periods import build_digest, built_or_given  # noqa: E402
 from benchmarks.reports import ROOT, read_json, update_report, write_json  # noqa: E402
 from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
@@ -108,7 +108,6 @@ PASSED = (("epochs", int), ("batch_size", int), ("learning_rate", float),
           ("embedding_dim", int), ("meta_learning_rate", float), ("iterations", int),
           ("inner_steps", int), ("gtl_dim", int), ("otl_dim", int), ("max_len", int))
 
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 RUN_OPTIONS = "benchmark-options.json"  # the options a run was started with
 
 # What a protocol A run imports of tfmeta/ (protocol B code may change meanwhile).
@@ -497,36 +496,17 @@ def main(argv=None) -> int:
         prog="python -m benchmarks.leaprec",
         description="The LeapRec paper's evidence on protocol A: models, plug-ins, "
                     "GTL/OTL split, sensitivity, Figures 5 and 7.")
-    parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
-                        help=f"registered datasets (default: {' '.join(DATASETS)})")
-    parser.add_argument("--periods", default=None, metavar="DIR",
-                        help="protocol A periods already built (`tfmeta periods build "
-                             "--protocol a`), e.g. of your own data, instead of "
-                             "--datasets; the report names them by their dataset, else "
-                             "by the folder's name")
+    add_run_arguments(parser, "leaprec", "a", DATASETS, SEEDS,
+                      seeds_help="; the tables also keep the seeds the report already has; "
+                                 "the figures use the first")
     parser.add_argument("--experiments", nargs="+", default=None, choices=EXPERIMENTS,
                         help=f"experiments to run (default: all: {' '.join(EXPERIMENTS)})")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help=f"methods of the models experiment (default: {' '.join(MODELS)})")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="N",
-                        help=f"seeds to train (default: {' '.join(map(str, SEEDS))}); the "
-                             "tables also keep the seeds the report already has; the "
-                             "figures use the first")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="runs at a time, each in its own process (default 2)")
     parser.add_argument("--threads", type=int, default=None,
                         help="each run's TensorFlow threads per pool (tfmeta train "
                              "--threads; default: one per core; benchmarks/results/"
                              "threads.md measures it)")
-    parser.add_argument("--runs-dir", default=None,
-                        help="periods and run folders (default runs/leaprec, "
-                             "runs/leaprec-quick with --quick, runs/leaprec-periods with "
-                             "--periods; git-ignored)")
-    parser.add_argument("--results-dir", default=None,
-                        help="where the .md, .json and .png go (default benchmarks/results; "
-                             "with --periods runs/leaprec-periods/results)")
-    parser.add_argument("--resume", action="store_true",
-                        help="reuse runs whose metrics.json exists and continue killed ones")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: tabulate the finished runs (a partly done "
                              "benchmark's tables, with the missing runs listed)")
@@ -539,9 +519,6 @@ def main(argv=None) -> int:
                              + " ".join(option_flags(QUICK["options"])) + "), 5 models, 2 "
                              "settings per split / sensitivity; results get a "
                              "leaprec-quick prefix")
-    parser.add_argument("--source-note", default=None,
-                        help="a sentence for the report when runs used different tfmeta/ "
-                             "sources (e.g. what you checked about it)")
     passed = parser.add_argument_group(
         "options of every run (forwarded to tfmeta train; default: the driver's, or "
         "--quick's)")
@@ -558,17 +535,9 @@ def main(argv=None) -> int:
              if getattr(args, name) is not None}
     shared = {**(QUICK["options"] if args.quick else {}), **given,
               "choose_budget": not args.fixed_budget}
-    if args.periods and args.datasets:
-        parser.error("--periods replaces --datasets: give one of them")
-    datasets = ([given_name(args.periods, "a")] if args.periods else
-                list(args.datasets or (QUICK["datasets"] if args.quick else DATASETS)))
-    seeds = list(args.seeds if args.seeds is not None
-                 else (QUICK["seeds"] if args.quick else SEEDS))
+    datasets, seeds, prefix, runs_dir = resolve_run_arguments(
+        parser, args, "leaprec", "a", DATASETS, SEEDS, QUICK)
     experiments = [e for e in EXPERIMENTS if e in (args.experiments or EXPERIMENTS)]
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
-    if not seeds or len(set(seeds)) != len(seeds):
-        parser.error("--seeds must be given once each")
     try:
         models = [canonical(m) for m in (args.methods or
                                          (QUICK["models"] if args.quick else MODELS))]
@@ -584,12 +553,6 @@ def main(argv=None) -> int:
         "granularities": QUICK["granularities"] if args.quick else GRANULARITIES,
         "meta_learning_rates": (QUICK["meta_learning_rates"] if args.quick
                                 else META_LEARNING_RATES)})
-    prefix = "leaprec-quick" if args.quick else "leaprec"
-    # --periods: the user's data, whose runs and report stay apart from the project's
-    default_runs, default_results = (given_dirs("leaprec", ROOT) if args.periods else (
-        os.path.join(ROOT, "runs", "leaprec-quick" if args.quick else "leaprec"), RESULTS_DIR))
-    runs_dir = os.path.abspath(args.runs_dir or default_runs)
-    args.results_dir = args.results_dir or default_results
     if args.only:
         names = {make_run(d, s, 0, shared, runs_dir).name
                  for d in datasets for rows in settings.values() for s in rows}

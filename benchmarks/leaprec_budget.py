@@ -33,10 +33,9 @@ import sys
 from benchmarks import machine as machine_info
 from benchmarks.machine import gpus_seen
 from benchmarks.periods import build_once
-from benchmarks.reports import ROOT, portable, pyplot, save_png
+from benchmarks.reports import RESULTS_DIR, ROOT, portable, pyplot, save_png
 from benchmarks.tuning import trials_table
 
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 DATASET = "movielens-100k"
 SEED = 0
 SEARCHES = (  # folder, method, space, options every trial uses, trials

@@ -60,7 +60,7 @@ GOAL_SECONDS = 90.0             # Beam build of movielens-1m under 90 s on 2 cor
 GOAL_GROWTH = 1.25
 
 SAMPLE_SECONDS = 0.05
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks.reports import RESULTS_DIR  # noqa: E402
 MIB = 1 << 20
 
 

@@ -29,8 +29,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+from benchmarks.reports import RESULTS_DIR, ROOT  # noqa: E402
 RUNS_DIR = os.path.join("runs", "leaprec")   # where benchmarks/leaprec.py builds its periods
 DATASET = "yelp-a"
 MODELS = ("lightgcn", "gcn", "ngcf", "gnn-sa")

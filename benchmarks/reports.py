@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")  # the committed reports
 
 
 def portable(value):

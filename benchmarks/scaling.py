@@ -70,8 +70,7 @@ import psutil  # noqa: E402
 
 from benchmarks import machine as machine_info, reports  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
+REPO, RESULTS_DIR = reports.ROOT, reports.RESULTS_DIR
 RUNS_DIR = os.path.join("runs", "scaling")        # relative to the repository root
 DEFAULT_ROWS = (100_000, 1_000_000, 10_000_000)
 QUICK_ROWS = (20_000, 50_000)

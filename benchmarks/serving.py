@@ -104,8 +104,7 @@ DEFAULTS = {"users": 10_000, "items": 100_000, "requests": 2000, "threads": 8,
 QUICK = {"users": 2000, "items": 20_000, "requests": 200, "threads": 8,
          "thread_requests": 100, "warmup": 10, "fresh_starts": 1}
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+from benchmarks.reports import RESULTS_DIR, ROOT  # noqa: E402
 MIB = 1 << 20
 
 

@@ -34,8 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.leaprec_speed import Data, Stopwatch  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+from benchmarks.reports import RESULTS_DIR, ROOT  # noqa: E402
 RUNS_DIR = os.path.join("runs", "leaprec")
 DATASET = "amazon-beauty"
 SEED = 0

@@ -37,8 +37,7 @@ import numpy as np
 
 from benchmarks import machine
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+from benchmarks.reports import RESULTS_DIR, ROOT  # noqa: E402
 RUNS_DIR = os.path.join("runs", "leaprec")
 DATASET = "movielens-100k"
 # name -> `tfmeta train` flags: the models and meta-learner of the benchmark's costly

@@ -30,9 +30,8 @@ import time
 from benchmarks import machine as machine_info
 from benchmarks.machine import gpus_seen
 from benchmarks.periods import build_once
-from benchmarks.reports import ROOT, portable
+from benchmarks.reports import RESULTS_DIR, ROOT, portable
 
-RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 DATASET = "movielens-100k"
 SEARCHES = (  # protocol, method, tuner, trials, space (None: the paper's grid), fixed
     ("a", "leaprec+mf", "random", 6, None, {}),

@@ -5,15 +5,15 @@ import os
 
 import pytest
 
-from benchmarks import asmg
+from benchmarks import asmg, drivers
 
 
 def test_benchmarks_given_periods_and_reuses_finished_runs(small_periods, tmp_path, capsys,
                                                            monkeypatch):
     # The user's periods: runs and report under runs/asmg-periods/ of the repository
     # (here tmp_path), never in the committed benchmarks/results.
-    given_dirs = asmg.given_dirs
-    monkeypatch.setattr(asmg, "given_dirs", lambda benchmark, root: given_dirs(
+    given_dirs = drivers.given_dirs
+    monkeypatch.setattr(drivers, "given_dirs", lambda benchmark, root: given_dirs(
         benchmark, str(tmp_path)))
     runs_dir = tmp_path / "runs" / "asmg-periods"
     results = runs_dir / "results"
