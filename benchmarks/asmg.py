@@ -55,7 +55,8 @@ from tfmeta.evaluation.metrics import relative_change  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
-from benchmarks.drivers import add_run_arguments, resolve_run_arguments  # noqa: E402
+from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
+                                resolve_run_arguments)
 from benchmarks.periods import build_digest, built_or_given, where_built  # noqa: E402
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 process_cells, pyplot, read_json, save_png, stats,
@@ -827,11 +828,7 @@ def main(argv=None) -> int:
         claim = section["claim"]
         print(f"{dataset}: claim {claim['verdict']}; wrote {md_path}, {json_path}",
               file=sys.stderr, flush=True)
-    if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)}; fix and "
-              "rerun with --resume", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code([r.name for r in failed])
 
 
 if __name__ == "__main__":

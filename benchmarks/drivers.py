@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Sequence
 
 from benchmarks.periods import given_dirs, given_name
@@ -63,3 +64,12 @@ def resolve_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
                                      (os.path.join(ROOT, "runs", prefix), RESULTS_DIR))
     args.results_dir = args.results_dir or default_results
     return chosen, seeds, prefix, os.path.abspath(args.runs_dir or default_runs)
+
+
+def exit_code(failed: Sequence[str]) -> int:
+    """1, with what to do, when runs failed; else 0."""
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; fix and rerun with "
+              "--resume", file=sys.stderr)
+        return 1
+    return 0

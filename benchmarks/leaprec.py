@@ -75,7 +75,8 @@ from benchmarks.leaprec_tables import (CLAIMED, effective_options, figures_row, 
                                        option_flags, summarize_models, summarize_plugins,
                                        summarize_sensitivity, summarize_split)
 from benchmarks.machine import gpus_seen  # noqa: E402
-from benchmarks.drivers import add_run_arguments, resolve_run_arguments  # noqa: E402
+from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
+                                resolve_run_arguments)
 from benchmarks.periods import build_digest, built_or_given  # noqa: E402
 from benchmarks.reports import ROOT, read_json, update_report, write_json  # noqa: E402
 from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
@@ -600,11 +601,7 @@ def main(argv=None) -> int:
         update_report(json_path, md_path, "leaprec", update,
                       lambda report: render_markdown(report, prefix))
         print(f"{dataset}: wrote {md_path}, {json_path}", file=sys.stderr, flush=True)
-    if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; fix and rerun with "
-              "--resume", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(failed)
 
 
 if __name__ == "__main__":
