@@ -43,6 +43,14 @@ def _test_examples(section: dict) -> int:
     return windows["train"] + windows["val"]
 
 
+def _work_of(section: dict, table: dict, options: dict, examples: int) -> tuple:
+    """({method: gradient steps}, {method: passes over the data}) of a table's test
+    models (None where unknown)."""
+    step_rows = section["periods"].get("step_rows")
+    return ({m: gradient_steps(row, m, options, examples) for m, row in table.items()},
+            {m: passes_over_data(row, m, options, step_rows, examples)
+             for m, row in table.items()})
+
 
 def _work_cells(steps: float | None, passes: float | None) -> str:
     """The gradient steps and passes over the data cells of a row."""
@@ -50,8 +58,9 @@ def _work_cells(steps: float | None, passes: float | None) -> str:
             f"{'n/a' if passes is None else f'{passes:.1f}'}")
 
 
-def _training_columns_note(options: dict, examples: int, step_rows: dict | None) -> str:
+def _training_columns_note(section: dict, options: dict, examples: int) -> str:
     """What the test budget, gradient steps, passes and last loss columns count."""
+    step_rows = section["periods"].get("step_rows")
     return (f"Test budget: the epochs (plain models, at most {options['epochs']}) or "
             f"iterations (meta methods, at most {options['iterations']}) the test model "
             "trained for; with `--choose-budget` (the default here) the count whose "
@@ -74,10 +83,7 @@ def render_models(section: dict, exp: dict) -> list:
     table, s = exp["table"], exp["summary"]
     best, claim = s["best"], s["claim"]
     options, examples = effective_options(exp["options"]), _test_examples(section)
-    steps_of = {m: gradient_steps(row, m, options, examples) for m, row in table.items()}
-    step_rows = section["periods"].get("step_rows")
-    passes_of = {m: passes_over_data(row, m, options, step_rows, examples)
-                 for m, row in table.items()}
+    steps_of, passes_of = _work_of(section, table, options, examples)
     cols = TEST_COLUMNS + (VAL_HEAD,)
     out = [f"### 1. Models: test window, mean ± std over {len(exp['seeds'])} seed(s)", "",
            "| method | " + " | ".join(SAMPLED) + " | full HR@10 | full NDCG@10 | full MRR "
@@ -95,7 +101,7 @@ def render_models(section: dict, exp: dict) -> list:
             "and 99 sampled negatives; \"full\" ranks it among every warm item the user had "
             "not touched before (PROTOCOLS.md A.7-A.8). s per run: the run's own clock "
             "(both phases: train -> validation, train + validation -> test). "
-            + _training_columns_note(options, examples, step_rows), ""]
+            + _training_columns_note(section, options, examples), ""]
     if exp.get("png"):
         out += [f"![test HR@10 of every model]({exp['png']})", "",
                 f"Red: {CLAIMED}; orange: the {DEFAULT_MODEL} model it trains, trained "
@@ -176,10 +182,7 @@ def render_plugins(section: dict, exp: dict) -> list:
            "| NDCG@10 vs base | full HR@10 vs base | val HR@10 | test budget (at cap) "
            "| gradient steps | passes over the data | last train loss | s per run |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    steps_of = {m: gradient_steps(row, m, options, examples) for m, row in table.items()}
-    step_rows = section["periods"].get("step_rows")
-    passes_of = {m: passes_over_data(row, m, options, step_rows, examples)
-                 for m, row in table.items()}
+    steps_of, passes_of = _work_of(section, table, options, examples)
     for g in s["groups"]:
         for r in g["rows"]:
             row, rel = table[r["method"]], r["rel"]
@@ -194,7 +197,7 @@ def render_plugins(section: dict, exp: dict) -> list:
                    f"| {pct(rel['test/full/HR@10'])} ")
                 + f"| {pm(row['columns'][VAL_HEAD])} | {budget} "
                 f"| {_work_cells(steps, passes)} | {loss} | {pm(row['seconds'], '.0f')} |")
-    out += ["", _training_columns_note(options, examples, step_rows)]
+    out += ["", _training_columns_note(section, options, examples)]
     out += ["", "\"vs base\": `relative_change(variant, base)` on the same seed, mean ± std "
             "over seeds. `leaprec` is `leaprec+gnn-sa`.", ""]
     plug = s["plug_in"]
