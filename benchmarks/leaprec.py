@@ -247,10 +247,13 @@ def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> 
     # granularity: how many examples a meta-learner's minibatches draw (passes_over_data).
     step_rows = {p["name"]: p["rows"] for p in manifest.get("periods", [])
                  if p.get("window") in ("train", "val") and "rows" in p}
+    # ... and of the val-phase models' (the train window's alone): at_equal_data
+    train_step_rows = {p["name"]: p["rows"] for p in manifest.get("periods", [])
+                       if p.get("window") == "train" and "rows" in p}
     return {"path": out, "built_seconds": built_seconds, "given": bool(given),
             "builder": manifest.get("builder"),
             "rows_out": manifest.get("rows_out"), "windows": manifest.get("windows"),
-            "step_rows": step_rows or None,
+            "step_rows": step_rows or None, "train_step_rows": train_step_rows or None,
             "window_bounds": manifest.get("window_bounds"), "steps": steps,
             "granularity": manifest.get("granularity"),
             "instances": manifest.get("instances"), "excluded": manifest.get("excluded"),

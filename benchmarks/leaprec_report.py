@@ -9,9 +9,10 @@ from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method
 
 from benchmarks import machine as machine_info
 from benchmarks.leaprec_tables import (CLAIMED, HEAD, NDCG, SAMPLED, SHIFT_GROUPS,
-                                       TEST_COLUMNS, VAL_HEAD, best_per_column, budget_cap,
-                                       chosen_budget, effective_options, gradient_steps,
-                                       option_flags, passes_over_data, still_rising)
+                                       TEST_COLUMNS, VAL_HEAD, at_equal_data, best_per_column,
+                                       budget_cap, chosen_budget, effective_options,
+                                       gradient_steps, option_flags, passes_over_data,
+                                       still_rising)
 from benchmarks.machine import machine_of
 from benchmarks.periods import where_built
 from benchmarks.reports import bold, code_lines, pct, pm, process_cells
@@ -158,6 +159,7 @@ def render_models(section: dict, exp: dict) -> list:
                    f"{CLAIMED}'s HR@10 rose by {rises[CLAIMED]:+.4f} over its last 3 "
                    f"iterations, {rival}'s by {rises[rival]:+.4f} over its last 3 "
                    f"{'iterations' if parse_method(rival)[0] else 'epochs'}.")
+    out += _equal_data_lines(section, table, rival, options)
     split = claim.get("gap_split")
     if split:
         out.append(f"- Of the HR@10 gap to {rival} ({claim['hr10_gap']:+.4f}), "
@@ -168,6 +170,28 @@ def render_models(section: dict, exp: dict) -> list:
     if claim["seeds"] < 2:
         out.append("- One seed only: a smoke run, not evidence either way.")
     return out + [""]
+
+
+def _equal_data_lines(section: dict, table: dict, rival: str, options: dict) -> list:
+    """The claim's line comparing the val phase's curves at equal data, against the
+    strongest baseline and the model LeapRec trains, trained plainly."""
+    periods = section["periods"]
+    plain = [m for m in (rival, DEFAULT_MODEL) if m in table and m != CLAIMED]
+    points = {m: at_equal_data(table, CLAIMED, m, options, periods.get("train_step_rows"),
+                               periods["windows"]["train"]) for m in dict.fromkeys(plain)}
+    points = {m: p for m, p in points.items() if p is not None}
+    if not points:
+        return []
+    first = next(iter(points.values()))
+    return [f"- At equal data (the val phase, mean over seeds): {CLAIMED}'s validation "
+            f"HR@10 after its {first['iterations']} iterations, which drew "
+            f"{first['passes']:.1f} passes over the train window, was {first['hr10']:.4f}; "
+            + "; ".join(f"{m}{', trained plainly,' if m == DEFAULT_MODEL else ''}"
+                        f" had {p['plain_hr10']:.4f} after {p['epoch']} epoch"
+                        f"{'s' if p['epoch'] > 1 else ''}"
+                        + (" (its last: fewer passes)" if p["epoch"] < round(p["passes"])
+                           else "") for m, p in points.items())
+            + "."]
 
 
 def render_plugins(section: dict, exp: dict) -> list:

@@ -373,8 +373,33 @@ def passes_over_data(row: dict, method: str, options: dict, step_rows: Optional[
         return None
     if not parse_method(method)[0]:
         return row["budget"]["mean"]
+    per_iteration = meta_passes_per_iteration(options, step_rows, examples)
+    return None if per_iteration is None else row["budget"]["mean"] * per_iteration
+
+
+def meta_passes_per_iteration(options: dict, step_rows: Optional[dict],
+                              examples: int) -> Optional[float]:
+    """The passes over `examples` interactions one meta-learner iteration draws over time
+    steps of these sizes: K minibatches of min(batch, the step's interactions) each.
+    None when the sizes are unknown (another granularity than the build's)."""
     if options["granularity"] is not None or not step_rows:
         return None
     drawn = options["inner_steps"] * sum(min(options["batch_size"], n)
                                          for n in step_rows.values())
-    return row["budget"]["mean"] * drawn / examples
+    return drawn / examples
+
+
+def at_equal_data(table: dict, meta: str, plain: str, options: dict,
+                  train_step_rows: Optional[dict], train_examples: int) -> Optional[dict]:
+    """The val phase's curves compared at equal data: the meta-learner's validation
+    HR@10 after its last iteration, and the plain model's after the epoch nearest the
+    passes over the train window those iterations drew (at least one). None without
+    curves or step sizes."""
+    mine, theirs = table[meta].get("val_curve"), table[plain].get("val_curve")
+    per_iteration = meta_passes_per_iteration(options, train_step_rows, train_examples)
+    if not mine or not theirs or per_iteration is None:
+        return None
+    passes = len(mine) * per_iteration
+    epoch = min(len(theirs), max(1, round(passes)))
+    return {"iterations": len(mine), "passes": passes, "hr10": mine[-1],
+            "epoch": epoch, "plain_hr10": theirs[epoch - 1]}

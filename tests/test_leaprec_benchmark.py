@@ -143,11 +143,23 @@ def test_models_claim_says_which_curves_were_still_rising_and_splits_the_gap(tmp
     split = record["summary"]["claim"]["gap_split"]
     assert split["model_gap"] == pytest.approx(-0.1)      # gnn-sa plainly against mf
     assert split["training_gap"] == pytest.approx(-0.05)  # leaprec against gnn-sa plainly
-    record.update(seeds=[0, 1], options={})
+    record.update(seeds=[0, 1], options={"inner_steps": 2, "batch_size": 9})
+    # each iteration draws 2 x (9 + 9) of the 90 train interactions: 5 x 0.4 = 2 passes
     text = "\n".join(leaprec_report.render_models(
-        {"periods": {"windows": {"train": 90, "val": 5}}}, record))
+        {"periods": {"windows": {"train": 90, "val": 5},
+                     "train_step_rows": {"a": 45, "b": 45}}}, record))
     assert ("leaprec's HR@10 rose by +0.1500 over its last 3 iterations, mf's by +0.0100 "
             "over its last 3 epochs") in text
+    assert ("At equal data (the val phase, mean over seeds): leaprec's validation HR@10 "
+            "after its 5 iterations, which drew 2.0 passes over the train window, was "
+            "0.4000; mf had 0.6000 after 2 epochs; gnn-sa, trained plainly, had 0.4500 "
+            "after 2 epochs.") in text
+    # K = 10 draws 10 passes, more than the plain curves' 5 epochs: their last, said so
+    point = leaprec_tables.at_equal_data(
+        record["table"], "leaprec", "mf", leaprec_tables.effective_options(
+            {"inner_steps": 10, "batch_size": 9}), {"a": 45, "b": 45}, 90)
+    assert point == pytest.approx({"iterations": 5, "passes": 10.0, "hr10": 0.4,
+                                   "epoch": 5, "plain_hr10": 0.61})
     assert ("Of the HR@10 gap to mf (-0.1500), -0.1000 lies between mf and the model "
             "leaprec trains, gnn-sa, trained plainly, and -0.0500 between") in text
     assert "![validation HR@10 while training](leaprec-curves-d.png)" in text
