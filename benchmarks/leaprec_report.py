@@ -440,7 +440,36 @@ def remaining_text(section: dict) -> str:
     if unknown:
         text.append(f"No seed of {', '.join(unknown)} has finished yet to time "
                     f"{'it' if len(unknown) == 1 else 'them'} by.")
+        text += _extrapolated_text(section, {i: n for i, n in names.items()
+                                             if n in unknown})
     return " ".join(text)
+
+
+def _extrapolated_text(section: dict, names: dict) -> list:
+    """For settings with no finished seed: a run's length extrapolated from one under way
+    in its val phase, both phases at the cap, the test phase's units larger by the
+    validation window's interactions (an upper bound: the test phase may stop earlier)."""
+    under_way = {i: u for e in section["experiments"].values()
+                 for i, u in e.get("under_way", {}).items()}
+    windows = section.get("periods", {}).get("windows") or {}
+    if not windows.get("train"):
+        return []
+    scale = 1 + (windows["train"] + windows.get("val", 0)) / windows["train"]
+    out = []
+    for name in sorted(set(names.values())):
+        ids = [i for i, n in names.items() if n == name]
+        val = [under_way[i] for i in ids if under_way.get(i, {}).get("phase") == "val"
+               and under_way[i]["done"] and under_way[i]["cap"]]
+        if not val:
+            continue
+        u = max(val, key=lambda v: v["done"])
+        run = u["seconds"] / u["done"] * u["cap"] * scale
+        left = sum(max(0.0, run - under_way.get(i, {}).get("seconds", 0.0)) for i in ids)
+        out.append(f"Extrapolated from a {name} run's val phase ({u['done']} of {u['cap']} "
+                   f"{u['unit']} in {u['seconds']:,.0f} s), a {name} run takes at most about "
+                   f"{run / 3600:.1f} h, so its {len(ids)} would take about "
+                   f"{left / 3600:.1f} h more.")
+    return out
 
 
 def render_dataset(dataset: str, section: dict, prefix: str) -> list:

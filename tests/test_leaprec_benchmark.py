@@ -328,6 +328,15 @@ def test_unfinished_runs_are_timed_at_the_pace_of_their_settings_finished_seeds(
     assert text.startswith("At the pace of their settings' finished seeds, the 1 of 2 "
                            "with one would take about 0.8 h more one after the other")
     assert text.endswith("it has had). No seed of ngcf has finished yet to time it by.")
+    # ... unless one is under way in its val phase: 2 of 20 epochs in 360 s, a test phase
+    # 1.5x as long (train 90, validation 45): 180 x 20 x 2.5 = 9,000 s for one run
+    section["periods"] = {"windows": {"train": 90, "val": 45}}
+    section["experiments"]["models"]["under_way"]["ngcf/seed-0"] = {
+        "phase": "val", "done": 2, "cap": 20, "unit": "epochs", "seconds": 360.0}
+    section["experiments"]["models"]["unfinished"].append("ngcf/seed-1")
+    assert leaprec_report.remaining_text(section).endswith(
+        "to time it by. Extrapolated from a ngcf run's val phase (2 of 20 epochs in 360 s), "
+        "a ngcf run takes at most about 2.5 h, so its 2 would take about 4.9 h more.")
 
 
 def test_a_run_under_way_says_how_far_it_has_got(tmp_path):
