@@ -160,6 +160,7 @@ def render_models(section: dict, exp: dict) -> list:
                    f"iterations, {rival}'s by {rises[rival]:+.4f} over its last 3 "
                    f"{'iterations' if parse_method(rival)[0] else 'epochs'}.")
     out += _equal_data_lines(section, table, rival, options)
+    out += _deployed_walk_lines(table[CLAIMED], rival, theirs, options)
     split = claim.get("gap_split")
     if split:
         out.append(f"- Of the HR@10 gap to {rival} ({claim['hr10_gap']:+.4f}), "
@@ -192,6 +193,26 @@ def _equal_data_lines(section: dict, table: dict, rival: str, options: dict) -> 
                         + (" (its last: fewer passes)" if p["epoch"] < round(p["passes"])
                            else "") for m, p in points.items())
             + "."]
+
+
+def _deployed_walk_lines(row: dict, rival: str, rival_steps: float | None,
+                         options: dict) -> list:
+    """Why a meta-learner's gradient steps do not add up like a plain model's: every
+    iteration's walk restarts from the meta-parameters, so its test model is them plus
+    one iteration's inner steps."""
+    if row["budget"]["mean"] is None or not row.get("time_steps"):
+        return []
+    inner = row["time_steps"] * options["inner_steps"]
+    return [f"- What its test models are: every iteration's walk starts again from the "
+            f"meta-parameters (OTL at the first time step, GTL at every one), which take "
+            f"one meta-optimizer step per iteration (learning rate "
+            f"{options['meta_learning_rate']:g}, at the iteration's end). So a test model is "
+            f"the meta-parameters after {row['budget']['mean'] - 1:.1f} meta steps plus the "
+            f"last iteration's "
+            f"{inner:,} inner steps ({row['time_steps']} time steps x K = "
+            f"{options['inner_steps']})"
+            + (f", against {rival}'s {rival_steps:,.0f} steps" if rival_steps else "")
+            + "; the earlier iterations' inner steps reach it only through the meta steps."]
 
 
 def render_plugins(section: dict, exp: dict) -> list:

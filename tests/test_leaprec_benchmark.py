@@ -119,6 +119,9 @@ def test_models_table_shows_the_budget_cap_and_gradient_steps_of_leaprec_and_its
             "they ended at a train loss of 0.650 ± 0.000 against 0.400 ± 0.000; "
             "validation chose the last of its") in text
     assert "2 time steps hold 5 to 90 interactions, median 48" in text
+    # its 2 iterations: the second walk (2 time steps x K 4) starts from 1 meta step
+    assert ("So a test model is the meta-parameters after 1.0 meta steps plus the last "
+            "iteration's 8 inner steps (2 time steps x K = 4), against mf's 30 steps") in text
     # ... and the bar chart of every model beside the table
     assert "![test HR@10 of every model](leaprec-models-d.png)" in text
     assert (tmp_path / "leaprec-models-d.png").stat().st_size > 0
