@@ -57,7 +57,7 @@ from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
 from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
                                 resolve_run_arguments)
-from benchmarks.periods import build_digest, built_or_given, where_built  # noqa: E402
+from benchmarks.periods import built_or_given, read_another_build, where_built  # noqa: E402
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 process_cells, pyplot, read_json, save_png, stats,
                                 update_report)
@@ -162,7 +162,7 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     # registered dataset name.
     expected = {"method": run.method, "seed": run.seed, "periods": os.path.abspath(periods)}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
-    if "periods_digest" in metrics and metrics["periods_digest"] != build_digest(periods):
+    if read_another_build(metrics, periods):
         wrong["periods_digest"] = metrics["periods_digest"]  # rebuilt since it ran
     budget = tuple(metrics.get("options", {}).get(k, 1) for k in ("epochs", "pretrain_epochs"))
     if budget != tuple(run.budget):

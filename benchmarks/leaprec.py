@@ -77,7 +77,7 @@ from benchmarks.leaprec_tables import (CLAIMED, effective_options, figures_row, 
 from benchmarks.machine import gpus_seen  # noqa: E402
 from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
                                 resolve_run_arguments)
-from benchmarks.periods import build_digest, built_or_given  # noqa: E402
+from benchmarks.periods import build_digest, built_or_given, read_another_build  # noqa: E402
 from benchmarks.reports import ROOT, read_json, update_report, write_json  # noqa: E402
 from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
@@ -255,7 +255,7 @@ def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> 
             "rows_out": manifest.get("rows_out"), "windows": manifest.get("windows"),
             "step_rows": step_rows or None, "train_step_rows": train_step_rows or None,
             "window_bounds": manifest.get("window_bounds"), "steps": steps,
-            "granularity": manifest.get("granularity"),
+            "granularity": manifest.get("granularity"), "digest": build_digest(out),
             "instances": manifest.get("instances"), "excluded": manifest.get("excluded"),
             "vocab": manifest.get("vocab", {}).get("sizes")}
 
@@ -312,8 +312,9 @@ def train(run: Run, periods: str, workers: int, command: str,
                   source=source_digest(), workers=workers, threads=threads)
 
 
-def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
-    """{field: recorded value} where a run's metrics are not those of `run` on `periods`."""
+def _mismatch(run: Run, metrics: dict, periods: str, same_build: bool = False) -> dict:
+    """{field: recorded value} where a run's metrics are not those of `run` on `periods`;
+    `same_build`: known to have read the build there now (the report says so)."""
     # The periods folder says which data it was: a --periods build of a file has no
     # registered dataset name.
     expected = {"protocol": "a", "method": run.method, "seed": run.seed}
@@ -321,8 +322,7 @@ def _mismatch(run: Run, metrics: dict, periods: str) -> dict:
     if os.path.abspath(os.path.join(ROOT, metrics.get("periods") or "")) != \
             os.path.abspath(periods):
         wrong["periods"] = metrics.get("periods")
-    elif "periods_digest" in metrics and metrics["periods_digest"] != \
-            build_digest(periods):
+    elif not same_build and read_another_build(metrics, periods):
         wrong["periods_digest"] = metrics["periods_digest"]  # rebuilt since it ran
     differ = options_differ(metrics.get("options") or {}, run.expected_options())
     if differ:
@@ -344,15 +344,30 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
             "metrics": metrics}
 
 
-def from_report(runs: list, recorded: dict, periods: str) -> dict:
+def report_read_this_build(recorded: Optional[dict], summary: dict) -> bool:
+    """Whether the runs a report's dataset section holds read the build of its periods
+    there now (`recorded`: the section's periods, `summary`: ensure_periods'). Every run
+    a section holds read the one build it records (load_run refuses others). Sections
+    from before they recorded its digest are matched by what the build holds: the same
+    rows in every time step, window, candidate list and vocabulary."""
+    if not recorded:
+        return False
+    if "digest" in recorded:
+        return recorded["digest"] == summary["digest"]
+    circumstances = {"built_seconds", "builder", "given", "dir", "path", "digest"}
+    return all(recorded.get(k) == v for k, v in summary.items() if k not in circumstances)
+
+
+def from_report(runs: list, recorded: dict, periods: str, same_build: bool = False) -> dict:
     """{id: run} of the finished runs the report holds whose folder is gone (runs/
     cleaned, or the report made on another machine): their figures are kept rather than
-    trained again. A folder that exists, finished or killed, is the run's own record."""
+    trained again. A folder that exists, finished or killed, is the run's own record.
+    `same_build`: the report's runs read the build of `periods` there now."""
     kept = {}
     for run in runs:
         old = recorded.get(run.id)
         if old is not None and not os.path.exists(run.out) and \
-                not _mismatch(run, old["metrics"], periods):
+                not _mismatch(run, old["metrics"], periods, same_build):
             kept[run.id] = dict(old, process=dict(old["process"], folder_gone=True))
     return kept
 
@@ -360,13 +375,15 @@ def from_report(runs: list, recorded: dict, periods: str) -> dict:
 def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
             recorded: Optional[dict] = None, train_missing: bool = True,
             only: Optional[set] = None, seeds: Optional[set] = None,
-            threads: Optional[int] = None) -> tuple:
+            threads: Optional[int] = None, same_build: bool = False) -> tuple:
     """Runs what has no metrics.json yet (nor a record in the report, `recorded`, whose
     folder is gone), `workers` at a time, unless not `train_missing`; with `only`, the
     runs of those names alone; with `seeds`, of those seeds alone; `threads`: each run's
-    --threads; ({id: run}, [failed], {ids reused})."""
+    --threads; `same_build`: the report's runs read the build of `periods` there now;
+    ({id: run}, [failed], {ids reused})."""
     done = {r.id: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
-    kept = from_report([r for r in runs if r.id not in done], recorded or {}, periods)
+    kept = from_report([r for r in runs if r.id not in done], recorded or {}, periods,
+                       same_build)
     done.update(kept)
     reused = set(done)
     todo = [r for r in runs if r.id not in done and (only is None or r.name in only)
@@ -451,7 +468,8 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
                                    f"{dataset}", command, section.get("runs"),
                                    not args.report_only,
                                    set(args.only) if args.only else None, set(seeds),
-                                   args.threads)
+                                   args.threads,
+                                   report_read_this_build(section.get("periods"), periods))
     failed_ids = {r.id for r in failed}
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     experiments = {}

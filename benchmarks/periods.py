@@ -90,12 +90,26 @@ def given_dirs(benchmark: str, root: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
+def build_manifest(periods: str) -> dict:
+    """The manifest of the build of `periods`, read once per invocation."""
+    from tfmeta.data.periods import MANIFEST
+    return read_json(os.path.join(periods, MANIFEST))
+
+
 def build_digest(periods: str) -> str:
     """The digest runs record of the build of `periods` they read (metrics.json
-    `periods_digest`): a run of another build of the same folder is not reused."""
-    from tfmeta.data.periods import MANIFEST
+    `periods_digest`)."""
     from tfmeta.training.rundir import periods_digest
-    return periods_digest(read_json(os.path.join(periods, MANIFEST)))
+    return periods_digest(build_manifest(periods))
+
+
+def read_another_build(metrics: dict, periods: str) -> bool:
+    """Whether a run's metrics say it read another build of `periods` than the one there
+    now (rebuilt since from other data or options): such a run is not reused. Runs from
+    before the digest was recorded pass."""
+    from tfmeta.training.rundir import is_digest_of
+    digest = metrics.get("periods_digest")
+    return digest is not None and not is_digest_of(digest, build_manifest(periods))
 
 
 def where_built(summary: dict) -> str:

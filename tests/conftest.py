@@ -138,14 +138,16 @@ def small_periods(tmp_path_factory):
 
 
 def rebuilt(periods: str, tmp_path) -> str:
-    """A copy of `periods` as a rebuild in place would leave them: the same rows, another
-    manifest (its build time)."""
+    """A copy of `periods` as a rebuild in place with other options would leave them:
+    another seed (other negatives drawn), so another build. Its rows are left as they
+    were: the manifest is what says which build a folder holds."""
     import json
     import shutil
     copy = tmp_path / "rebuilt"
     shutil.copytree(periods, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps(dict(manifest, created="2030-01-01")))
+    options = dict(manifest["options"], seed=manifest["options"].get("seed", 0) + 1)
+    (copy / "manifest.json").write_text(json.dumps(dict(manifest, options=options)))
     return str(copy)
 
 

@@ -211,20 +211,43 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
 
 
 def test_a_run_of_another_build_of_the_same_periods_folder_is_not_reused(tmp_path):
-    from benchmarks.periods import build_digest
+    from benchmarks.periods import build_manifest
     from tfmeta.training.rundir import periods_digest
     periods = tmp_path / "periods"
     periods.mkdir()
-    (periods / "manifest.json").write_text(json.dumps({"protocol": "a", "created": "t1"}))
+    built = {"protocol": "a", "created": "t1", "options": {"seed": 0}}
+    (periods / "manifest.json").write_text(json.dumps(built))
     run_ = leaprec.Run("d", "mf", "mf", 0, {}, str(tmp_path / "mf" / "seed-0"))
     metrics = recorded_run(run_, str(periods))["metrics"]
-    metrics["periods_digest"] = periods_digest({"protocol": "a", "created": "t1"})
-    build_digest.cache_clear()
+    metrics["periods_digest"] = periods_digest(built)
+    build_manifest.cache_clear()
     assert not leaprec._mismatch(run_, metrics, str(periods))
-    (periods / "manifest.json").write_text(json.dumps({"protocol": "a", "created": "t2"}))
-    build_digest.cache_clear()   # a later invocation, after the rebuild
+    # built again (another machine, say): the same build
+    (periods / "manifest.json").write_text(json.dumps(dict(built, created="t2")))
+    build_manifest.cache_clear()   # a later invocation, after the rebuild
+    assert not leaprec._mismatch(run_, metrics, str(periods))
+    # rebuilt from other options: another build
+    (periods / "manifest.json").write_text(json.dumps(dict(built, options={"seed": 1})))
+    build_manifest.cache_clear()
     assert leaprec._mismatch(run_, metrics, str(periods)) == {
         "periods_digest": metrics["periods_digest"]}
+    # ... unless the report says its runs read this build
+    assert not leaprec._mismatch(run_, metrics, str(periods), same_build=True)
+
+
+def test_a_report_says_whether_its_runs_read_the_build_there_now():
+    summary = {"path": "/here", "built_seconds": 3.0, "builder": "beam/in-process",
+               "given": False, "digest": "c33bebb6ce8f", "rows_out": 10,
+               "step_rows": {"train-2019-01": 6, "val-2019-02": 4}}
+    recorded = dict(summary, path=None, dir="runs/p", built_seconds=None)
+    assert leaprec.report_read_this_build(recorded, summary)
+    assert not leaprec.report_read_this_build(dict(recorded, digest="38837f583793"), summary)
+    assert not leaprec.report_read_this_build(None, summary)
+    # a report from before sections recorded the digest: matched by what the build holds
+    legacy = {k: v for k, v in recorded.items() if k != "digest"}
+    assert leaprec.report_read_this_build(dict(legacy, builder="beam/dataflow"), summary)
+    assert not leaprec.report_read_this_build(
+        dict(legacy, step_rows={"train-2019-01": 7, "val-2019-02": 4}), summary)
 
 
 def test_only_trains_the_named_runs_and_rejects_unplanned_names(tmp_path, monkeypatch,

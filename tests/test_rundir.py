@@ -1,4 +1,7 @@
-"""A run directory's record of the code that trained it (metrics.json `code`)."""
+"""A run directory's record of the code that trained it (metrics.json `code`) and of the
+build of the periods it read (`periods_digest`)."""
+import hashlib
+import json
 import sys
 import types
 
@@ -51,12 +54,43 @@ def test_a_run_killed_before_code_was_recorded_says_so_when_resumed():
     assert state["code"] == [{"digest": "unrecorded"}, rundir.code_version()]
 
 
+MANIFEST = {"protocol": "a", "created": "2026-12-05T01:00:00+00:00", "seconds": 21.9,
+            "builder": "beam/in-process",
+            "input": {"paths": ["/data/yelp-a/interactions.csv"],
+                      "sha256": {"/data/yelp-a/interactions.csv": "51fe6a"}},
+            "options": {"input": "yelp-a", "out": "/work/runs/periods", "seed": 0},
+            "periods": [{"name": "train-2019-01", "rows": 28186}]}
+
+
+def test_a_rebuild_of_the_same_input_with_the_same_options_is_the_same_build():
+    # again, elsewhere, later, slower, on Dataflow: what it holds is the same
+    again = dict(MANIFEST, created="2026-12-06T03:06:47+00:00", seconds=43.6,
+                 builder="beam/dataflow",
+                 input={"paths": ["/mnt/shared/yelp-a/interactions.csv"],
+                        "sha256": {"/mnt/shared/yelp-a/interactions.csv": "51fe6a"}},
+                 options=dict(MANIFEST["options"], out="/tmp/periods"))
+    assert rundir.periods_digest(again) == rundir.periods_digest(MANIFEST)
+    for other in (dict(MANIFEST, options=dict(MANIFEST["options"], seed=1)),
+                  dict(MANIFEST, input=dict(MANIFEST["input"], sha256={"f": "9ab1c2"})),
+                  dict(MANIFEST, periods=[{"name": "train-2019-01", "rows": 28185}])):
+        assert rundir.periods_digest(other) != rundir.periods_digest(MANIFEST)
+
+
+def test_a_run_recorded_with_the_whole_manifests_digest_still_matches_its_build():
+    whole = hashlib.sha256(json.dumps(MANIFEST, sort_keys=True).encode()).hexdigest()[:12]
+    assert whole != rundir.periods_digest(MANIFEST)
+    assert rundir.is_digest_of(whole, MANIFEST)
+    assert not rundir.is_digest_of(whole, dict(MANIFEST, created="2026-12-06"))
+    build = types.SimpleNamespace(manifest=MANIFEST)
+    rundir.check_same_periods({"periods_digest": whole}, build, "run")
+
+
 def test_a_run_resumes_only_on_the_build_of_the_periods_it_started_on():
-    build = types.SimpleNamespace(manifest={"protocol": "a", "created": "2026-12-05"})
+    build = types.SimpleNamespace(manifest=MANIFEST)
     state = rundir.run_identity("a", build, types.SimpleNamespace(method="mf", seed=0))
     rundir.check_same_periods(state, build, "run")               # the same build
     rundir.check_same_periods({}, build, "run")                  # from before the digest
-    again = types.SimpleNamespace(manifest=dict(build.manifest, created="2026-12-06"))
+    again = types.SimpleNamespace(manifest=dict(MANIFEST, options={"seed": 1}))
     with pytest.raises(ValueError, match="another build of its periods.*another --out"):
         rundir.check_same_periods(state, again, "run")
     with pytest.raises(ValueError, match="serve the wrong items"):

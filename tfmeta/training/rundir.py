@@ -43,10 +43,35 @@ def run_identity(protocol: str, data, options) -> dict:
             "periods_digest": periods_digest(data.manifest)}
 
 
+# What a manifest says of when, where and how a build ran rather than of what it holds:
+# left out of its digest, so that the same input built with the same options (again, or
+# on another machine) is the same build. Beam writes the same records in another order.
+_BUILD_CIRCUMSTANCES = ("created", "seconds", "builder")
+_WHERE_OPTIONS = ("input", "out", "overwrite", "data_dir", "cache_dir")
+
+
 def periods_digest(manifest: dict) -> str:
-    """A short digest of a period dataset's manifest: which build a run read. Periods
-    rebuilt in place (`--overwrite`) get another one under the same path."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+    """A short digest of what a period dataset holds: which build a run read. Its input's
+    checksums, the build's options and what it wrote count; its paths and time do not.
+    Periods rebuilt in place (`--overwrite`) from other data or options get another one."""
+    content = {k: v for k, v in manifest.items() if k not in _BUILD_CIRCUMSTANCES}
+    source = manifest.get("input") or {}
+    content["input"] = {**{k: v for k, v in source.items() if k != "paths"},
+                        "sha256": sorted((source.get("sha256") or {}).values())}
+    content["options"] = {k: v for k, v in (manifest.get("options") or {}).items()
+                          if k not in _WHERE_OPTIONS}
+    return _digest(content)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def is_digest_of(digest: str, manifest: dict) -> bool:
+    """Whether a run's recorded `periods_digest` is that of this build (`manifest`). Runs
+    recorded before the digest left the build's time out took the whole manifest's: they
+    match the very build they read, where it is still there."""
+    return digest in (periods_digest(manifest), _digest(manifest))
 
 
 RESUME_ADVICE = ("Resume it on the periods it started on, or start a new run with another "
@@ -60,7 +85,7 @@ def check_same_periods(record: dict, data, run_dir: str, advice: str = RESUME_AD
     ids): resuming or exporting it with another build is refused. Runs from before the
     digest was recorded pass."""
     started, now = record.get("periods_digest"), periods_digest(data.manifest)
-    if started is not None and started != now:
+    if started is not None and not is_digest_of(started, data.manifest):
         raise ValueError(f"{run_dir} was trained on another build of its periods (manifest "
                          f"digest {started}, these {now}): they were rebuilt since. {advice}")
 
