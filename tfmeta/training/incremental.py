@@ -22,7 +22,6 @@ every period's batches are split across the replicas; the chief writes RUN_DIR.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Optional, Sequence
@@ -36,9 +35,8 @@ from tfmeta.evaluation.metrics import CtrAccumulator
 from tfmeta.meta import asmg, incremental, sml, spmf
 from tfmeta.models.embedding_mlp import EmbeddingMLP
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (EXPORT_ADVICE, check_same_options, check_same_periods,
-                                    open_run_dir, read_record, record_code, run_identity,
-                                    write_json)
+from tfmeta.training.rundir import (EXPORT_ADVICE, check_same_periods, open_run_dir,
+                                    read_record, run_identity, start_progress, write_json)
 
 PRETRAIN = list(range(1, 11))
 UPDATES = list(range(11, 31))
@@ -198,16 +196,13 @@ def train_incremental(periods_dir: str, out: str, options: IncrementalOptions,
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(out, "checkpoints"), 1)
     history = tf.train.Checkpoint(model=model)
     served = tf.train.Checkpoint(model=serving_model)
-    state = {"per_period": [], "seconds": 0.0, "options": dataclasses.asdict(options),
-             "periods": os.path.abspath(periods_dir)}
-    if resume and manager.latest_checkpoint:
+    resuming = bool(resume and manager.latest_checkpoint)
+    if resuming:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        with open(progress_path) as f:
-            state = json.load(f)
-        check_same_options(state, options, out)
-        check_same_periods(state, data, out)
-    state.update(run_identity("b", data, options))  # also into an older run's progress
-    record_code(state)
+    state = start_progress(
+        progress_path, {"per_period": [], "seconds": 0.0, "options": dataclasses.asdict(options),
+                        "periods": os.path.abspath(periods_dir)},
+        resuming, "b", data, options, out)
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
     started = time.time() - state["seconds"]
 

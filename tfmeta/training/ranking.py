@@ -38,8 +38,8 @@ from tfmeta.evaluation.protocol_a import evaluate
 from tfmeta.meta import leaprec
 from tfmeta.models.dropout import lacks_draw_counters
 from tfmeta.progress import Progress
-from tfmeta.training.rundir import (EXPORT_ADVICE, check_same_options, check_same_periods,
-                                    open_run_dir, record_code, run_identity, write_json)
+from tfmeta.training.rundir import (EXPORT_ADVICE, check_same_periods, open_run_dir,
+                                    run_identity, start_progress, write_json)
 
 PHASES = (("val", ("train",)), ("test", ("train", "val")))
 META = {"leaprec": "leap", "fomaml": "fomaml"}
@@ -376,14 +376,9 @@ def train_ranking(periods_dir: str, out: str, options: RankingOptions,
     out = distribute.run_directory(distribution, out)
     progress_path = open_run_dir(out, resume)
     tf.config.experimental.enable_op_determinism()  # resume == uninterrupted
-    state = {"phases": {}, "seconds": 0.0, "options": dataclasses.asdict(options)}
-    if resume and os.path.exists(progress_path):
-        with open(progress_path) as f:
-            state = json.load(f)
-        check_same_options(state, options, out)
-        check_same_periods(state, data, out)
-    state.update(run_identity("a", data, options))  # also into an older run's progress
-    record_code(state)
+    state = start_progress(
+        progress_path, {"phases": {}, "seconds": 0.0, "options": dataclasses.asdict(options)},
+        resume and os.path.exists(progress_path), "a", data, options, out)
     started = time.time() - state["seconds"]
     everything = inter.read_interactions(data, ("train", "val", "test"))
     timelines = inter.UserTimelines(everything["user"], everything["item"], everything["ts"])

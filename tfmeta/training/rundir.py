@@ -134,3 +134,19 @@ def record_code(state: dict) -> None:
     now = code_version()
     if not code or code[-1]["digest"] != now["digest"]:
         code.append(now)
+
+
+def start_progress(progress_path: str, fresh: dict, resuming: bool, protocol: str, data,
+                   options, out: str) -> dict:
+    """A run's progress record as it starts: `fresh` for a new run; when `resuming`, the
+    killed run's, refused if its options or its periods' build differ. Either way it says
+    which run it is and lists the code now running."""
+    state = fresh
+    if resuming:
+        with open(progress_path) as f:
+            state = json.load(f)
+        check_same_options(state, options, out)
+        check_same_periods(state, data, out)
+    state.update(run_identity(protocol, data, options))  # also into an older run's progress
+    record_code(state)
+    return state
