@@ -446,13 +446,13 @@ def remaining_text(section: dict) -> str:
     of the same settings (their own clocks), for planning the rest of a benchmark."""
     ids = list(dict.fromkeys(i for e in section["experiments"].values()
                              for i in e.get("unfinished", [])))
-    spent = {i: u["seconds"] for e in section["experiments"].values()
-             for i, u in e.get("under_way", {}).items()}
+    under_way = {i: u for e in section["experiments"].values()
+                 for i, u in e.get("under_way", {}).items()}
     pace = {}
     for r in section["runs"].values():
         pace.setdefault(r["name"], []).append(r["metrics"]["seconds"])
     names = {i: i.rsplit("/seed-", 1)[0] for i in ids}
-    known = [max(0.0, float(np.mean(pace[n])) - spent.get(i, 0.0))
+    known = [max(0.0, float(np.mean(pace[n])) - under_way.get(i, {}).get("seconds", 0.0))
              for i, n in names.items() if n in pace]
     unknown = sorted({n for n in names.values() if n not in pace})
     text = [f"At the pace of their settings' finished seeds, the {len(known)} of {len(ids)} "
@@ -462,16 +462,15 @@ def remaining_text(section: dict) -> str:
         text.append(f"No seed of {', '.join(unknown)} has finished yet to time "
                     f"{'it' if len(unknown) == 1 else 'them'} by.")
         text += _extrapolated_text(section, {i: n for i, n in names.items()
-                                             if n in unknown})
+                                             if n in unknown}, under_way)
     return " ".join(text)
 
 
-def _extrapolated_text(section: dict, names: dict) -> list:
-    """For settings with no finished seed: a run's length extrapolated from one under way
-    in its val phase, both phases at the cap, the test phase's units larger by the
-    validation window's interactions (an upper bound: the test phase may stop earlier)."""
-    under_way = {i: u for e in section["experiments"].values()
-                 for i, u in e.get("under_way", {}).items()}
+def _extrapolated_text(section: dict, names: dict, under_way: dict) -> list:
+    """For settings with no finished seed (`names`: run id -> setting): a run's length
+    extrapolated from one under way (`under_way`: run id -> its record) in its val phase,
+    both phases at the cap, the test phase's units larger by the validation window's
+    interactions (an upper bound: the test phase may stop earlier)."""
     windows = section.get("periods", {}).get("windows") or {}
     if not windows.get("train"):
         return []
