@@ -406,9 +406,11 @@ def run_all(runs: list, periods: str, workers: int, desc: str, command: str,
 # ------------------------------------------------------------------ main
 
 def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
-             figures_dir: str, prefix: str) -> dict:
+             figures_dir: str, prefix: str, previous: Optional[dict] = None) -> dict:
     """An experiment's table and summary (and plots) from the runs its settings name:
-    used for the experiments just run and again for kept ones whose runs were replaced."""
+    used for the experiments just run and again for kept ones whose runs were replaced.
+    `previous`: the report's earlier record of the experiment, for what only a run's
+    folder had (the figures' representations) where the folder is gone."""
     settings = [(Setting(s["label"], s["method"], tuple(s["varied"].items())),
                  [runs[i] for i in s["runs"] if i in runs]) for s in record["settings"]]
     table = {setting.label: figures_row(results) for setting, results in settings if results}
@@ -432,7 +434,8 @@ def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
                    os.path.join(figures_dir, f"{prefix}-sensitivity-k-{dataset}.png"))
     elif name == "figures":
         record["summary"] = summarize_figures([r for _, rs in settings for r in rs],
-                                              figures_dir, prefix, dataset)
+                                              figures_dir, prefix, dataset,
+                                              (previous or {}).get("summary"))
     return record
 
 
@@ -487,7 +490,7 @@ def run_dataset(dataset: str, args, settings: dict, shared: dict, seeds: list,
         record["under_way"] = {i: u for i in record["unfinished"]
                                if (u := under_way(unique[i])) is not None}
         experiments[name] = tabulate(name, record, done, dataset, args.quick, figures_dir,
-                                     prefix)
+                                     prefix, section.get("experiments", {}).get(name))
     periods = dict(periods, dir=_rel(periods.pop("path")))
     return periods, experiments, done, failed
 
@@ -509,7 +512,7 @@ def merge_section(section: Optional[dict], experiments: dict, done: dict, datase
     for name, record in section["experiments"].items():
         if name not in experiments and set(record["run_ids"]) & replaced:
             section["experiments"][name] = tabulate(name, record, section["runs"], dataset,
-                                                    quick, figures_dir, prefix)
+                                                    quick, figures_dir, prefix, record)
     return section
 
 

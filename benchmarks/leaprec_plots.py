@@ -2,6 +2,7 @@
 LeapRec against K, and from one LeapRec run the paper's Figures 7 (training loss per
 time step) and 5 (representation shift of popular items in GTL and OTL)."""
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -12,7 +13,11 @@ from benchmarks.leaprec_tables import (CLAIMED, HEAD, VAL_HEAD, column_mean, los
 from benchmarks.reports import ROOT, pyplot, save_png
 
 
-def summarize_figures(results: list, figures_dir: str, prefix: str, dataset: str) -> dict:
+def summarize_figures(results: list, figures_dir: str, prefix: str, dataset: str,
+                      kept: Optional[dict] = None) -> dict:
+    """Figures 7 and 5 of the first run. `kept`: the report's earlier summary, whose
+    representation shift stands when the run's folder, and its representations with it,
+    is gone (its plot stays as it was made)."""
     if not results:
         return {"available": False, "why": f"the {CLAIMED} run failed"}
     result = results[0]
@@ -26,6 +31,8 @@ def summarize_figures(results: list, figures_dir: str, prefix: str, dataset: str
         out["shift"] = representation_shift(path)
         plot_shift(out["shift"], dataset, result["seed"],
                    os.path.join(figures_dir, out["shift_png"]))
+    elif kept and kept.get("run") == result["id"]:
+        out["shift"] = kept.get("shift")
     return out
 
 

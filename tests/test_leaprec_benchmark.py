@@ -210,6 +210,25 @@ def test_finished_runs_whose_folder_is_gone_are_taken_from_the_report(tmp_path):
     assert "folder gone" in leaprec_report._run_row(kept[gone.id])
 
 
+def test_figures_of_a_run_whose_folder_is_gone_keep_its_representation_shift(tmp_path):
+    # Figure 5 reads the run folder's representations.npz; the report keeps its summary.
+    gone = dict(run("leaprec", 0, 0.4), process={"folder_gone": True})
+    record = {"run_ids": [gone["id"]],
+              "settings": [{"label": "leaprec", "method": "leaprec", "varied": {},
+                            "runs": [gone["id"]]}]}
+    shift = {"time_steps": ["t1"], "parts": {"gtl": {"early": [0.0]}}}
+    previous = dict(record, summary={"available": True, "run": gone["id"], "shift": shift})
+    tabulated = leaprec.tabulate("figures", dict(record), {gone["id"]: gone}, "d", False,
+                                 str(tmp_path), "leaprec", previous)
+    assert tabulated["summary"]["shift"] == shift
+    assert tabulated["summary"]["loss"]["losses"] == [[0.5]]  # from the record's metrics
+    assert not (tmp_path / "leaprec-representation-shift-d.png").exists()  # kept as made
+    # ... but not another run's
+    other = dict(previous, summary=dict(previous["summary"], run="leaprec/seed-1"))
+    assert leaprec.tabulate("figures", dict(record), {gone["id"]: gone}, "d", False,
+                            str(tmp_path), "leaprec", other)["summary"]["shift"] is None
+
+
 def test_a_run_of_another_build_of_the_same_periods_folder_is_not_reused(tmp_path):
     from benchmarks.periods import build_manifest
     from tfmeta.training.rundir import periods_digest
