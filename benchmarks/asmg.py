@@ -57,7 +57,8 @@ from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
 from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
                                 resolve_run_arguments)
-from benchmarks.periods import built_or_given, read_another_build, where_built  # noqa: E402
+from benchmarks.periods import (build_digest, built_or_given, read_another_build,  # noqa: E402
+                               report_read_this_build, where_built)  # noqa: E402
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
                                 process_cells, pyplot, read_json, save_png, stats,
                                 update_report)
@@ -119,7 +120,7 @@ def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> 
             "periods": len(manifest.get("periods", [])),
             "rows_per_period": [p.get("rows") for p in manifest.get("periods", [])],
             "positives": sum(p.get("positives") or 0 for p in manifest.get("periods", [])),
-            "vocab": manifest.get("vocab", {}).get("sizes")}
+            "vocab": manifest.get("vocab", {}).get("sizes"), "digest": build_digest(out)}
 
 
 @dataclasses.dataclass
@@ -156,17 +157,27 @@ def train(run: Run, periods: str, workers: int) -> dict:
     return launch(run, args, resumed=resumed, source=source_digest(), workers=workers)
 
 
-def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
-    metrics = read_json(run.metrics_path)
+def _mismatch(run: Run, metrics: dict, periods: str, same_build: bool = False) -> dict:
+    """{field: recorded value} where a run's metrics are not those of `run` on `periods`;
+    `same_build`: known to have read the build there now (the report says so)."""
     # The periods folder says which data it was: a --periods build of a file has no
-    # registered dataset name.
-    expected = {"method": run.method, "seed": run.seed, "periods": os.path.abspath(periods)}
+    # registered dataset name. The report holds it relative to the repository.
+    expected = {"method": run.method, "seed": run.seed}
     wrong = {k: metrics.get(k) for k, v in expected.items() if metrics.get(k) != v}
-    if read_another_build(metrics, periods):
+    if os.path.abspath(os.path.join(ROOT, metrics.get("periods") or "")) != \
+            os.path.abspath(periods):
+        wrong["periods"] = metrics.get("periods")
+    elif not same_build and read_another_build(metrics, periods):
         wrong["periods_digest"] = metrics["periods_digest"]  # rebuilt since it ran
     budget = tuple(metrics.get("options", {}).get(k, 1) for k in ("epochs", "pretrain_epochs"))
     if budget != tuple(run.budget):
         wrong["epochs, pretrain_epochs"] = budget
+    return wrong
+
+
+def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
+    metrics = read_json(run.metrics_path)
+    wrong = _mismatch(run, metrics, periods)
     if wrong:
         raise SystemExit(f"{run.metrics_path} does not belong to {run.name} on {periods}: "
                          f"{wrong}; remove the run folder or choose another --runs-dir")
@@ -177,9 +188,29 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
                      "metrics": metrics})
 
 
-def run_all(runs: list, periods: str, workers: int, desc: str) -> tuple:
-    """Runs what has no metrics.json yet, `workers` at a time; ({name: run}, [failed])."""
+def from_report(runs: list, recorded: list, periods: str, same_build: bool) -> dict:
+    """{name: run} of the finished runs the report holds (`recorded`, a section's runs)
+    whose folder is gone (runs/ cleaned, or a new machine), when the report's runs read
+    the build of `periods` there now: kept rather than trained again. A folder that
+    exists, finished or killed, is the run's own record."""
+    if not same_build:
+        return {}
+    by_dir = {r["run_dir"]: r for r in recorded}
+    kept = {}
+    for run in runs:
+        old = by_dir.get(os.path.relpath(run.out, ROOT))
+        if old is not None and not os.path.exists(run.out) and \
+                not _mismatch(run, old["metrics"], periods, same_build):
+            kept[run.name] = dict(old, process=dict(old["process"], folder_gone=True))
+    return kept
+
+
+def run_all(runs: list, periods: str, workers: int, desc: str,
+            kept: Optional[dict] = None) -> tuple:
+    """Runs what has no metrics.json yet nor a record in `kept` ({name: run} from the
+    report, from_report), `workers` at a time; ({name: run}, [failed])."""
     done = {r.name: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
+    done.update({n: r for n, r in (kept or {}).items() if n not in done})
 
     def finished(run: Run, record: dict) -> str:
         done[run.name] = load_run(run, periods, record)
@@ -196,22 +227,34 @@ def budget_name(budget: tuple) -> str:
     return f"e{budget[0]}-p{budget[1]}"
 
 
-def select_budget(dataset: str, periods: str, runs_dir: str, workers: int) -> dict:
+def select_budget(dataset: str, periods: str, runs_dir: str, workers: int,
+                  kept: Optional[list] = None) -> dict:
     """The base model's (epochs, pretrain_epochs) with the best validation AUC of IU
-    (seed BUDGET_SEED) over BUDGET_GRID. Test periods are never looked at."""
+    (seed BUDGET_SEED) over BUDGET_GRID. Test periods are never looked at. `kept`: the
+    report's grid, whose points stand for runs whose folder is gone (the report's runs
+    read the build there now)."""
     runs = [Run(dataset, REFERENCE, BUDGET_SEED,
                 os.path.join(runs_dir, dataset, "budget", budget_name(b),
                              f"seed-{BUDGET_SEED}"), b) for b in BUDGET_GRID]
-    done, failed = run_all(runs, periods, workers, f"{dataset} budget search")
+    recorded = {g["run_dir"]: g for g in kept or ()}
+    points = {r.name: dict(recorded[d], folder_gone=True) for r in runs
+              if (d := os.path.relpath(r.out, ROOT)) in recorded and not os.path.exists(r.out)}
+    if points:
+        print(f"{dataset} budget search: {len(points)} of {len(runs)} grid points from the "
+              "report: their folders are gone", file=sys.stderr, flush=True)
+    done, failed = run_all([r for r in runs if r.name not in points], periods, workers,
+                           f"{dataset} budget search")
     if failed:
         raise SystemExit(f"the budget search failed: {', '.join(r.name for r in failed)}; "
                          "see their train.log and rerun (finished runs are reused)")
-    grid = []
     for run in runs:
-        m = done[run.name]["metrics"]
-        grid.append({"epochs": run.budget[0], "pretrain_epochs": run.budget[1],
-                     "val_auc": m["val"]["auc"], "val_logloss": m["val"]["logloss"],
-                     "seconds": m["seconds"], "run_dir": os.path.relpath(run.out, ROOT)})
+        if run.name in done:
+            m = done[run.name]["metrics"]
+            points[run.name] = {
+                "epochs": run.budget[0], "pretrain_epochs": run.budget[1],
+                "val_auc": m["val"]["auc"], "val_logloss": m["val"]["logloss"],
+                "seconds": m["seconds"], "run_dir": os.path.relpath(run.out, ROOT)}
+    grid = [points[r.name] for r in runs]
     best = max(grid, key=lambda g: g["val_auc"])
     return {"criterion": f"mean validation AUC (scored periods {VALIDATION[0]}-"
                          f"{VALIDATION[-1]}) of {REFERENCE}, seed {BUDGET_SEED}",
@@ -669,7 +712,9 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
 
 def _run_row(r: dict) -> str:
     mt, pr = r["metrics"], r["process"]
-    name = f"{r['method']} seed {r['seed']}{' (resumed)' if pr.get('resumed') else ''}"
+    marks = [m for m, on in (("resumed", pr.get("resumed")),
+                             ("folder gone", pr.get("folder_gone"))) if on]
+    name = f"{r['method']} seed {r['seed']}" + "".join(f" ({m})" for m in marks)
     cells = [name, f"{mt['test']['auc']:.4f}", f"{mt['test']['logloss']:.4f}",
              f"{mt['val']['auc']:.4f}", f"{mt['seconds']:.0f}"]
     return "| " + " | ".join(cells + process_cells(r)) + " |"
@@ -778,17 +823,24 @@ def main(argv=None) -> int:
     for dataset in datasets:
         periods = ensure_periods(dataset, runs_dir, args.periods)
         started = time.perf_counter()
+        before = previous.get(dataset) or {}
+        same_build = report_read_this_build(before.get("periods"), periods)
         search = None
         if fixed_budget:
             budget = fixed_budget
         else:
-            search = select_budget(dataset, periods["path"], runs_dir, args.workers)
+            search = select_budget(
+                dataset, periods["path"], runs_dir, args.workers,
+                ((before.get("budget") or {}).get("search") or {}).get("grid")
+                if same_build else None)
             budget = tuple(search["chosen"])
         runs = [Run(dataset, m, s, os.path.join(runs_dir, dataset, budget_name(budget), m,
                                                 f"seed-{s}"), budget)
                 for s in seeds for m in methods]
-        reused = sum(os.path.exists(r.metrics_path) for r in runs)
-        done, failures = run_all(runs, periods["path"], args.workers, f"{dataset} runs")
+        kept = from_report(runs, before.get("runs", []), periods["path"], same_build)
+        reused = sum(os.path.exists(r.metrics_path) or r.name in kept for r in runs)
+        done, failures = run_all(runs, periods["path"], args.workers, f"{dataset} runs",
+                                 kept)
         failed += failures
         results = [done[r.name] for r in runs if r.name in done]
         if not results:
@@ -796,8 +848,7 @@ def main(argv=None) -> int:
         summary = summarize(results, methods)
         ran = sorted({r["seed"] for r in results})
         earlier = []
-        if reused and dataset in previous:  # whose runs are reused
-            before = previous[dataset]
+        if reused and before:  # whose runs are reused
             earlier = list(before.get("earlier", []))
             if before.get("reused", 0) < len(before.get("runs", [])):  # it made runs
                 earlier.append({"command": before["command"], "date": before["date"]})

@@ -77,7 +77,8 @@ from benchmarks.leaprec_tables import (CLAIMED, effective_options, figures_row, 
 from benchmarks.machine import gpus_seen  # noqa: E402
 from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
                                 resolve_run_arguments)
-from benchmarks.periods import build_digest, built_or_given, read_another_build  # noqa: E402
+from benchmarks.periods import (build_digest, built_or_given, read_another_build,  # noqa: E402
+                               report_read_this_build)
 from benchmarks.reports import ROOT, read_json, update_report, write_json  # noqa: E402
 from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
 
@@ -342,20 +343,6 @@ def load_run(run: Run, periods: str, record: Optional[dict] = None) -> dict:
     return {"id": run.id, "name": run.name, "method": run.method, "seed": run.seed,
             "options": run.options, "run_dir": _rel(run.out), "process": record,
             "metrics": metrics}
-
-
-def report_read_this_build(recorded: Optional[dict], summary: dict) -> bool:
-    """Whether the runs a report's dataset section holds read the build of its periods
-    there now (`recorded`: the section's periods, `summary`: ensure_periods'). Every run
-    a section holds read the one build it records (load_run refuses others). Sections
-    from before they recorded its digest are matched by what the build holds: the same
-    rows in every time step, window, candidate list and vocabulary."""
-    if not recorded:
-        return False
-    if "digest" in recorded:
-        return recorded["digest"] == summary["digest"]
-    circumstances = {"built_seconds", "builder", "given", "dir", "path", "digest"}
-    return all(recorded.get(k) == v for k, v in summary.items() if k not in circumstances)
 
 
 def from_report(runs: list, recorded: dict, periods: str, same_build: bool = False) -> dict:

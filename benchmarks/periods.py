@@ -112,6 +112,21 @@ def read_another_build(metrics: dict, periods: str) -> bool:
     return digest is not None and not is_digest_of(digest, build_manifest(periods))
 
 
+def report_read_this_build(recorded: Optional[dict], summary: dict) -> bool:
+    """Whether the runs a benchmark report's dataset section holds read the build of its
+    periods there now (`recorded`: the section's periods summary, `summary`: the
+    benchmark's ensure_periods'). Every run a section holds read the one build it records
+    (the benchmarks' load_run refuses others). Sections from before they recorded its
+    digest are matched by what the build holds: the same rows in every period, window,
+    candidate list and vocabulary."""
+    if not recorded:
+        return False
+    if "digest" in recorded:
+        return recorded["digest"] == summary["digest"]
+    circumstances = {"built_seconds", "builder", "given", "dir", "path", "digest"}
+    return all(recorded.get(k) == v for k, v in summary.items() if k not in circumstances)
+
+
 def where_built(summary: dict) -> str:
     """How a report says where a benchmark's periods came from (`summary["given"]`)."""
     return "read from --periods" if summary.get("given") else "built once into"

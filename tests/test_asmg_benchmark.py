@@ -2,6 +2,7 @@
 report, its plot, and a second invocation that reuses the finished runs."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -44,6 +45,30 @@ def test_benchmarks_given_periods_and_reuses_finished_runs(small_periods, tmp_pa
     again = json.loads((results / "asmg-quick.json").read_text())["datasets"][label]
     assert again["reused"] == 2
     assert again["summary"] == section["summary"]
+
+    # On a new machine (runs/ is git-ignored: the run folders are gone), the report's
+    # finished runs of the same periods build are kept, not trained again.
+    shutil.rmtree(runs_dir / label)
+    assert asmg.main([*argv, "--resume"]) == 0
+    assert "2 runs (2 reused)" in capsys.readouterr().err
+    kept = json.loads((results / "asmg-quick.json").read_text())["datasets"][label]
+    assert kept["summary"] == section["summary"]
+    assert all(r["process"]["folder_gone"] for r in kept["runs"])
+    assert not (runs_dir / label).exists()
+    assert "(folder gone)" in (results / "asmg-quick.md").read_text()
+
+
+def test_the_budget_search_keeps_the_reports_grid_where_its_runs_are_gone(tmp_path):
+    runs_dir = tmp_path / "runs"
+    grid = [{"epochs": e, "pretrain_epochs": p, "val_auc": 0.5 + i / 100, "val_logloss": 0.6,
+             "seconds": 1.0, "run_dir": os.path.relpath(
+                 runs_dir / "d" / "budget" / asmg.budget_name((e, p)) /
+                 f"seed-{asmg.BUDGET_SEED}", asmg.ROOT)}
+            for i, (e, p) in enumerate(asmg.BUDGET_GRID)]
+    search = asmg.select_budget("d", str(tmp_path / "periods"), str(runs_dir), 1, grid)
+    assert search["chosen"] == list(asmg.BUDGET_GRID[-1])  # nothing trained
+    assert [g["val_auc"] for g in search["grid"]] == [g["val_auc"] for g in grid]
+    assert all(g["folder_gone"] for g in search["grid"])
 
 
 def test_periods_of_another_protocol_or_unbuilt_are_refused_with_what_to_do(tmp_path):
