@@ -52,17 +52,18 @@ from typing import Optional  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfmeta.evaluation.metrics import relative_change  # noqa: E402
+from tfmeta.training.rundir import periods_digest  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.machine import gpus_seen, machine_of  # noqa: E402
 from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
                                 resolve_run_arguments)
-from benchmarks.periods import (build_digest, built_or_given, read_another_build,  # noqa: E402
-                               report_read_this_build, where_built)  # noqa: E402
+from benchmarks.periods import (built_or_given, read_another_build,  # noqa: E402
+                               report_read_this_build, where_built)
 from benchmarks.reports import (ROOT, bold, code_lines, pct, pm, portable,  # noqa: E402
-                                process_cells, pyplot, read_json, save_png, stats,
-                                update_report)
-from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
+                                process_cells, pyplot, read_json, run_marks, save_png,
+                                stats, update_report)
+from benchmarks.runs import folder_gone, launch, run_pool, run_record  # noqa: E402
 
 DATASETS = ("movielens-100k", "yelp-a")
 SEEDS = (0, 1, 2)
@@ -120,7 +121,7 @@ def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> 
             "periods": len(manifest.get("periods", [])),
             "rows_per_period": [p.get("rows") for p in manifest.get("periods", [])],
             "positives": sum(p.get("positives") or 0 for p in manifest.get("periods", [])),
-            "vocab": manifest.get("vocab", {}).get("sizes"), "digest": build_digest(out)}
+            "vocab": manifest.get("vocab", {}).get("sizes"), "digest": periods_digest(manifest)}
 
 
 @dataclasses.dataclass
@@ -201,7 +202,7 @@ def from_report(runs: list, recorded: list, periods: str, same_build: bool) -> d
         old = by_dir.get(os.path.relpath(run.out, ROOT))
         if old is not None and not os.path.exists(run.out) and \
                 not _mismatch(run, old["metrics"], periods, same_build):
-            kept[run.name] = dict(old, process=dict(old["process"], folder_gone=True))
+            kept[run.name] = folder_gone(old)
     return kept
 
 
@@ -210,7 +211,7 @@ def run_all(runs: list, periods: str, workers: int, desc: str,
     """Runs what has no metrics.json yet nor a record in `kept` ({name: run} from the
     report, from_report), `workers` at a time; ({name: run}, [failed])."""
     done = {r.name: load_run(r, periods) for r in runs if os.path.exists(r.metrics_path)}
-    done.update({n: r for n, r in (kept or {}).items() if n not in done})
+    done.update(kept or {})  # from_report keeps only runs whose folder is gone
 
     def finished(run: Run, record: dict) -> str:
         done[run.name] = load_run(run, periods, record)
@@ -712,9 +713,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
 
 def _run_row(r: dict) -> str:
     mt, pr = r["metrics"], r["process"]
-    marks = [m for m, on in (("resumed", pr.get("resumed")),
-                             ("folder gone", pr.get("folder_gone"))) if on]
-    name = f"{r['method']} seed {r['seed']}" + "".join(f" ({m})" for m in marks)
+    name = f"{r['method']} seed {r['seed']}{run_marks(pr)}"
     cells = [name, f"{mt['test']['auc']:.4f}", f"{mt['test']['logloss']:.4f}",
              f"{mt['val']['auc']:.4f}", f"{mt['seconds']:.0f}"]
     return "| " + " | ".join(cells + process_cells(r)) + " |"

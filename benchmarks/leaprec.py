@@ -66,6 +66,7 @@ import time  # noqa: E402
 from typing import Optional  # noqa: E402
 
 from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method  # noqa: E402
+from tfmeta.training.rundir import periods_digest  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
 from benchmarks.leaprec_plots import (plot_curves, plot_k, plot_models,  # noqa: E402
@@ -77,10 +78,10 @@ from benchmarks.leaprec_tables import (CLAIMED, effective_options, figures_row, 
 from benchmarks.machine import gpus_seen  # noqa: E402
 from benchmarks.drivers import (add_run_arguments, exit_code,  # noqa: E402
                                 resolve_run_arguments)
-from benchmarks.periods import (build_digest, built_or_given, read_another_build,  # noqa: E402
+from benchmarks.periods import (built_or_given, read_another_build,  # noqa: E402
                                report_read_this_build)
 from benchmarks.reports import ROOT, read_json, update_report, write_json  # noqa: E402
-from benchmarks.runs import launch, run_pool, run_record  # noqa: E402
+from benchmarks.runs import folder_gone, launch, run_pool, run_record  # noqa: E402
 
 DATASETS = ("yelp-a", "amazon-beauty", "movielens-100k")
 SEEDS = (0, 1, 2)
@@ -256,7 +257,7 @@ def ensure_periods(dataset: str, runs_dir: str, given: Optional[str] = None) -> 
             "rows_out": manifest.get("rows_out"), "windows": manifest.get("windows"),
             "step_rows": step_rows or None, "train_step_rows": train_step_rows or None,
             "window_bounds": manifest.get("window_bounds"), "steps": steps,
-            "granularity": manifest.get("granularity"), "digest": build_digest(out),
+            "granularity": manifest.get("granularity"), "digest": periods_digest(manifest),
             "instances": manifest.get("instances"), "excluded": manifest.get("excluded"),
             "vocab": manifest.get("vocab", {}).get("sizes")}
 
@@ -355,7 +356,7 @@ def from_report(runs: list, recorded: dict, periods: str, same_build: bool = Fal
         old = recorded.get(run.id)
         if old is not None and not os.path.exists(run.out) and \
                 not _mismatch(run, old["metrics"], periods, same_build):
-            kept[run.id] = dict(old, process=dict(old["process"], folder_gone=True))
+            kept[run.id] = folder_gone(old)
     return kept
 
 

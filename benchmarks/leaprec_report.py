@@ -15,7 +15,7 @@ from benchmarks.leaprec_tables import (CLAIMED, HEAD, NDCG, SAMPLED, SHIFT_GROUP
                                        still_rising)
 from benchmarks.machine import machine_of
 from benchmarks.periods import where_built
-from benchmarks.reports import bold, code_lines, pct, pm, process_cells
+from benchmarks.reports import bold, code_lines, pct, pm, process_cells, run_marks
 
 def under_way_text(u: dict) -> str:
     """e.g. "val phase, 5 of 10 iterations, 4,544 s"."""
@@ -433,9 +433,7 @@ def _budget_cell(metrics: dict) -> str:
 
 def _run_row(r: dict) -> str:
     mt, pr = r["metrics"], r["process"]
-    marks = [m for m, on in (("resumed", pr.get("resumed")),
-                             ("folder gone", pr.get("folder_gone"))) if on]
-    cells = [r["name"] + "".join(f" ({m})" for m in marks), str(r["seed"]),
+    cells = [r["name"] + run_marks(pr), str(r["seed"]),
              f"{mt['test']['sampled']['HR@10']:.4f}", f"{mt['test']['full']['HR@10']:.4f}",
              f"{mt['val']['sampled']['HR@10']:.4f}", _budget_cell(mt), f"{mt['seconds']:.0f}"]
     return "| " + " | ".join(cells + process_cells(r)) + " |"

@@ -96,13 +96,6 @@ def build_manifest(periods: str) -> dict:
     return read_json(os.path.join(periods, MANIFEST))
 
 
-def build_digest(periods: str) -> str:
-    """The digest runs record of the build of `periods` they read (metrics.json
-    `periods_digest`)."""
-    from tfmeta.training.rundir import periods_digest
-    return periods_digest(build_manifest(periods))
-
-
 def read_another_build(metrics: dict, periods: str) -> bool:
     """Whether a run's metrics say it read another build of `periods` than the one there
     now (rebuilt since from other data or options): such a run is not reused. Runs from

@@ -78,6 +78,14 @@ def run_code(run: dict, recorded: bool = True) -> Optional[str]:
     return run["process"].get("source")
 
 
+def run_marks(process: dict) -> str:
+    """What a runs table says after a run's name about its process record: " (resumed)"
+    for a run continued after a kill, " (folder gone)" for one taken from the report."""
+    return "".join(f" ({mark})" for mark, on in (("resumed", process.get("resumed")),
+                                                 ("folder gone", process.get("folder_gone")))
+                   if on)
+
+
 def process_cells(run: dict) -> list:
     """A runs table's process columns of a run record: process s, CPU s, CPU / wall, load
     after and the code behind it ("n/a" each for runs from before they were measured)."""

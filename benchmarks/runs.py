@@ -22,6 +22,12 @@ from tfmeta.progress import Progress
 RUN_RECORD = "benchmark-run.json"   # process figures of a run, beside its metrics.json
 
 
+def folder_gone(record: dict) -> dict:
+    """A finished run's report record, reused after its run folder is gone (runs/ is
+    git-ignored: a new machine, a cleaned checkout), marked so in its process record."""
+    return dict(record, process=dict(record["process"], folder_gone=True))
+
+
 def launch(run, args: Sequence[str], **fields) -> dict:
     """Runs `python *args` from the repository root, its output appended to the run's
     train.log; returns its record: the command, `fields`, the CPU model, the load before,
