@@ -69,8 +69,8 @@ from tfmeta.training.ranking import DEFAULT_MODEL, RankingOptions, parse_method 
 from tfmeta.training.rundir import periods_digest  # noqa: E402
 
 from benchmarks import machine as machine_info  # noqa: E402
-from benchmarks.leaprec_plots import (plot_curves, plot_k, plot_models,  # noqa: E402
-                                      summarize_figures)
+from benchmarks.leaprec_plots import (plot_curves, plot_models,  # noqa: E402
+                                      plot_sensitivity, summarize_figures)
 from benchmarks.leaprec_report import render_markdown  # noqa: E402
 from benchmarks.leaprec_tables import (CLAIMED, effective_options, figures_row,  # noqa: E402
                                        option_flags, summarize_models, summarize_plugins,
@@ -417,9 +417,10 @@ def tabulate(name: str, record: dict, runs: dict, dataset: str, quick: bool,
         record["summary"] = summarize_split(table, [s for s, _ in settings])
     elif name == "sensitivity":
         record["summary"] = summarize_sensitivity(table, [s for s, _ in settings])
-        if record["summary"]["k"]:
-            plot_k(table, record["summary"], dataset,
-                   os.path.join(figures_dir, f"{prefix}-sensitivity-k-{dataset}.png"))
+        if table:
+            record["png"] = f"{prefix}-sensitivity-{dataset}.png"
+            plot_sensitivity(table, record["summary"], dataset,
+                             os.path.join(figures_dir, record["png"]))
     elif name == "figures":
         record["summary"] = summarize_figures([r for _, rs in settings for r in rs],
                                               figures_dir, prefix, dataset,
@@ -610,8 +611,7 @@ def main(argv=None) -> int:
         # Written after every dataset, so a later dataset's failure keeps earlier results;
         # merged into the report as it is now, which keeps what other invocations (of
         # other datasets) wrote meanwhile.
-        update_report(json_path, md_path, "leaprec", update,
-                      lambda report: render_markdown(report, prefix))
+        update_report(json_path, md_path, "leaprec", update, render_markdown)
         print(f"{dataset}: wrote {md_path}, {json_path}", file=sys.stderr, flush=True)
     return exit_code(failed)
 

@@ -1,6 +1,7 @@
 """The LeapRec benchmark's PNG figures: every model's test HR@10 and validation curves,
-LeapRec against K, and from one LeapRec run the paper's Figures 7 (training loss per
-time step) and 5 (representation shift of popular items in GTL and OTL)."""
+LeapRec against K, time-step granularity and meta learning rate, and from one LeapRec
+run the paper's Figures 7 (training loss per time step) and 5 (representation shift of
+popular items in GTL and OTL)."""
 import os
 from typing import Optional
 
@@ -134,22 +135,41 @@ def plot_curves(table: dict, dataset: str, path: str) -> None:
     save_png(fig, path)
 
 
-def plot_k(table: dict, sens: dict, dataset: str, path: str) -> None:
+def plot_sensitivity(table: dict, sens: dict, dataset: str, path: str) -> None:
+    """LeapRec's HR@10 against each varied setting, one panel per setting that ran: K,
+    time-step granularity (finest first) and the meta learning rate."""
+    panels = [(sens["k"], "K (inner steps per time step)", True),
+              (sens["granularity"], "time-step granularity (time steps)", False),
+              (sens.get("meta_learning_rate"), "meta learning rate", True)]
+    panels = [p for p in panels if p[0]]
+    if not panels:
+        return
     plt = pyplot()
-    k = sens["k"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for column, style, label in ((HEAD, "-o", "test HR@10 (sampled)"),
-                                 (VAL_HEAD, "--s", "validation HR@10 (sampled)"),
-                                 ("test/full/HR@10", ":^", "test HR@10 (full ranking)")):
-        mean = [column_mean(table[lab], column) for lab in k["labels"]]
-        std = [table[lab]["columns"][column]["std"] or 0.0 for lab in k["labels"]]
-        ax.errorbar(k["values"], mean, yerr=std, fmt=style, capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_xticks(k["values"])
-    ax.set_xticklabels([str(v) for v in k["values"]])
-    ax.set_xlabel("K (inner steps per time step)")
-    ax.set_ylabel("HR@10")
-    ax.set_title(f"{dataset}: LeapRec HR@10 against K (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, (part, xlabel, log_x) in zip(axes[0], panels):
+        labels = part["labels"]
+        if log_x:
+            x, ticks = part["values"], [f"{v:g}" for v in part["values"]]
+            ax.set_xscale("log")
+        else:  # categories: "granularity week" -> "week (N)"
+            x = list(range(len(labels)))
+            ax.set_xlim(-0.5, len(labels) - 0.5)
+            ticks = [f"{label.removeprefix('granularity ').split(' (')[0]} ({n})"
+                     for label, n in zip(labels, part["time_steps"])]
+        for column, style, name in ((HEAD, "-o", "test HR@10 (sampled)"),
+                                    (VAL_HEAD, "--s", "validation HR@10 (sampled)"),
+                                    ("test/full/HR@10", ":^", "test HR@10 (full ranking)")):
+            mean = [column_mean(table[lab], column) for lab in labels]
+            std = [table[lab]["columns"][column]["std"] or 0.0 for lab in labels]
+            ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=name)
+        ax.set_xticks(x)
+        ax.set_xticklabels(ticks)
+        ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("HR@10")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{dataset}: LeapRec's sensitivity (mean ± std over seeds; the defaults "
+                 "K = 10, the dataset's steps, 1e-3 are one run)", fontsize=10)
     save_png(fig, path)

@@ -354,7 +354,7 @@ def render_split(exp: dict) -> list:
     return out + [""]
 
 
-def render_sensitivity(exp: dict, prefix: str, dataset: str) -> list:
+def render_sensitivity(exp: dict, dataset: str) -> list:
     table, s = exp["table"], exp["summary"]
     out = [f"### 4. Sensitivity ({len(exp['seeds'])} seed(s))", "", TRAINING_NOTE, ""]
     k = s["k"]
@@ -365,8 +365,7 @@ def render_sensitivity(exp: dict, prefix: str, dataset: str) -> list:
         out += ["", f"- Test HR@10 {k['trend']}; best K by validation HR@10: "
                 f"{k['best_by_validation']}, on test: {k['best_on_test']}."
                 + (f" A run with K = {k['values'][-1]} took {ratio:.1f}x the seconds of "
-                   f"K = {k['values'][0]}." if ratio else ""), "",
-                f"![HR@10 against K on {dataset}]({prefix}-sensitivity-k-{dataset}.png)", ""]
+                   f"K = {k['values'][0]}." if ratio else ""), ""]
     g = s["granularity"]
     if g:
         out += ["Time-step granularity (the dataset's own steps are calendar months; "
@@ -381,6 +380,8 @@ def render_sensitivity(exp: dict, prefix: str, dataset: str) -> list:
         out += _setting_table(table, lr["labels"])
         out += ["", f"- Best by validation HR@10: {lr['best_by_validation']}; on test: "
                 f"{lr['best_on_test']}.", ""]
+    if exp.get("png"):
+        out += [f"![LeapRec's HR@10 against each setting on {dataset}]({exp['png']})", ""]
     return out
 
 
@@ -490,7 +491,7 @@ def _extrapolated_text(section: dict, names: dict, under_way: dict) -> list:
     return out
 
 
-def render_dataset(dataset: str, section: dict, prefix: str) -> list:
+def render_dataset(dataset: str, section: dict) -> list:
     p = section["periods"]
     runs = section["runs"]
     # instances and exclusions as the runs' metrics.json report them (else the manifest)
@@ -556,7 +557,7 @@ def render_dataset(dataset: str, section: dict, prefix: str) -> list:
     for name, render in (("models", lambda e: render_models(section, e)),
                          ("plugins", lambda e: render_plugins(section, e)),
                          ("split", render_split),
-                         ("sensitivity", lambda e: render_sensitivity(e, prefix, dataset)),
+                         ("sensitivity", lambda e: render_sensitivity(e, dataset)),
                          ("figures", render_figures)):
         if name in exps:
             out += render(exps[name])
@@ -593,7 +594,7 @@ def coverage(exp: dict) -> str:
                      + ([f"none yet: {', '.join(missing)}"] if missing else []))
 
 
-def render_markdown(report: dict, prefix: str) -> str:
+def render_markdown(report: dict) -> str:
     sections = report["datasets"]
     m, gpus = machine_of(sections)
     out = [
@@ -637,5 +638,5 @@ def render_markdown(report: dict, prefix: str) -> str:
             "while models are missing or short of seeds (\"models in the table\") they "
             "compare with the models run so far.", ""]
     for dataset, sec in sections.items():
-        out += render_dataset(dataset, sec, prefix)
+        out += render_dataset(dataset, sec)
     return "\n".join(out)

@@ -257,9 +257,11 @@ def summarize_split(table: dict, settings: list) -> dict:
 def summarize_sensitivity(table: dict, settings: list) -> dict:
     k_rows = {s.label: dict(s.varied)["inner_steps"] for s in settings
               if dict(s.varied).get("inner_steps") is not None and s.label in table}
-    g_rows = [s.label for s in settings if "granularity" in dict(s.varied) and s.label in table]
-    lr_rows = [s.label for s in sorted(settings, key=lambda s: dict(s.varied).get(
-        "meta_learning_rate", 0)) if "meta_learning_rate" in dict(s.varied) and s.label in table]
+    # finest first: more time steps in the same span
+    g_rows = sorted((s.label for s in settings if "granularity" in dict(s.varied)
+                     and s.label in table), key=lambda g: -(table[g].get("time_steps") or 0))
+    lr_rows = {s.label: dict(s.varied)["meta_learning_rate"] for s in settings
+               if "meta_learning_rate" in dict(s.varied) and s.label in table}
     out = {"k": {}, "granularity": {}, "meta_learning_rate": {}}
     if k_rows:
         labels = sorted(k_rows, key=k_rows.get)
@@ -278,11 +280,14 @@ def summarize_sensitivity(table: dict, settings: list) -> dict:
     if g_rows:
         sub = {k: table[k] for k in g_rows}
         out["granularity"] = {"labels": g_rows,
+                              "time_steps": [table[g].get("time_steps") for g in g_rows],
                               "best_by_validation": _best_by(sub, VAL_HEAD),
                               "best_on_test": _best_by(sub, HEAD)}
     if lr_rows:
-        sub = {k: table[k] for k in lr_rows}
-        out["meta_learning_rate"] = {"labels": lr_rows,
+        labels = sorted(lr_rows, key=lr_rows.get)
+        sub = {k: table[k] for k in labels}
+        out["meta_learning_rate"] = {"labels": labels,
+                                     "values": [lr_rows[label] for label in labels],
                                      "best_by_validation": _best_by(sub, VAL_HEAD),
                                      "best_on_test": _best_by(sub, HEAD)}
     return out

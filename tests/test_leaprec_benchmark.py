@@ -327,6 +327,38 @@ def test_split_summary_names_a_tie_instead_of_picking_one():
     assert "does not beat" not in text and "beats" not in text
 
 
+def test_sensitivity_orders_granularity_finest_first_and_draws_every_setting(tmp_path):
+    """Settings in the benchmark's order (the issue's first); the granularity rows come
+    out finest first (the most time steps), the meta learning rates in increasing order,
+    and one PNG draws all three."""
+    rows = (("K = 1", {"inner_steps": 1}, 0.40, 6), ("K = 5", {"inner_steps": 5}, 0.45, 6),
+            ("granularity month (dataset steps)", {"granularity": None}, 0.45, 6),
+            ("granularity quarter", {"granularity": "quarter"}, 0.44, 3),
+            ("granularity week", {"granularity": "week"}, 0.47, 26),
+            ("meta lr = 0.1", {"meta_learning_rate": 0.1}, 0.42, 6),
+            ("meta lr = 0.01", {"meta_learning_rate": 0.01}, 0.50, 6))
+    runs, settings = {}, []
+    for label, varied, hr10, steps in rows:
+        r = run(label.replace(" ", ""), 0, hr10)
+        r["metrics"]["training"]["test"]["time_steps"] = [f"t{i}" for i in range(steps)]
+        runs[r["id"]] = r
+        settings.append({"label": label, "method": "leaprec", "varied": varied,
+                         "runs": [r["id"]]})
+    record = leaprec.tabulate("sensitivity", {"run_ids": list(runs), "settings": settings,
+                                              "seeds": [0], "options": {}},
+                              runs, "d", False, str(tmp_path), "leaprec")
+    g, lr = record["summary"]["granularity"], record["summary"]["meta_learning_rate"]
+    assert g["labels"] == ["granularity week", "granularity month (dataset steps)",
+                           "granularity quarter"] and g["time_steps"] == [26, 6, 3]
+    assert g["best_on_test"] == "granularity week"
+    assert lr["values"] == [0.01, 0.1] and lr["best_on_test"] == "meta lr = 0.01"
+    assert record["png"] == "leaprec-sensitivity-d.png"
+    assert (tmp_path / record["png"]).stat().st_size > 0
+    text = "\n".join(leaprec_report.render_sensitivity(record, "d"))
+    assert text.index("| granularity week |") < text.index("| granularity quarter |")
+    assert f"]({record['png']})" in text
+
+
 def test_training_one_more_seed_keeps_the_seeds_the_report_already_has(tmp_path,
                                                                        monkeypatch):
     runs_dir, periods = tmp_path / "runs", str(tmp_path / "periods")
