@@ -44,7 +44,7 @@ if __name__ == "__main__":  # Bazel's py_test runs the file as a script
 
 
 def test_leaprec_figures_in_the_readme_are_the_benchmarks():
-    """README's "Measured so far" table is copied from benchmarks/results/leaprec.json by
+    """README's "Measured" table is copied from benchmarks/results/leaprec.json by
     hand; a run tabulated since without the README following fails here."""
     names = {"BPR-MF": "mf", "GCN": "gcn", "NGCF": "ngcf", "LightGCN": "lightgcn",
              "SASRec": "sasrec", "GRU4Rec": "gru4rec", "GNN+SA, plain": "gnn-sa",
